@@ -1,0 +1,3 @@
+from opsplay.cli import main
+
+main()

@@ -1,0 +1,30 @@
+"""opsplay hosts --env ENV: the hosts an environment resolves to, with their groups."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from opsplay.errors import OpsplayError
+from opsplay.settings import Settings
+
+
+@click.command("hosts")
+@click.option("--env", "env_name", envvar="OPSPLAY_ENV", metavar="ENV", help="Environment.")
+@click.option("--json", "as_json", is_flag=True, envvar="OPSPLAY_JSON", help="Print JSON.")
+@click.pass_obj
+def command(settings: Settings, env_name: str | None, as_json: bool) -> int:
+    """Show the resolved hosts of an environment."""
+    from opsplay.environments import load_environment
+
+    if not env_name:
+        raise OpsplayError("missing --env ENV (or OPSPLAY_ENV)")
+    env = load_environment(settings.inventories(), env_name)
+    groups = {h: sorted(g - {"all"}) for h, g in sorted(env.host_groups.items())}
+    if as_json:
+        click.echo(json.dumps({"env": env.name, "hosts": groups}, indent=2))
+        return 0
+    for host, names in groups.items():
+        click.echo(f"{host}  {', '.join(names) or '-'}")
+    return 0

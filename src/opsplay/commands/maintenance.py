@@ -1,0 +1,24 @@
+"""opsplay maintenance SCHEDULE --env ENV: run a maintenance schedule's playbook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from opsplay.options import RunOptions, run_options
+from opsplay.procedures import SCHEDULES, schedule
+from opsplay.settings import Settings
+
+
+@click.command("maintenance")
+@click.argument("schedule_name", metavar=f"{{{','.join(SCHEDULES)}}}")
+@run_options
+@click.pass_obj
+def command(settings: Settings, schedule_name: str, **kwargs: Any) -> int:
+    """Run the daily, weekly, monthly or quarterly maintenance schedule."""
+    from opsplay.execute import execute
+
+    book = schedule(schedule_name)
+    options = RunOptions.from_click(**kwargs)
+    return execute(settings, book, f"maintenance {schedule_name}", options)

@@ -1,0 +1,35 @@
+"""opsplay run PROCEDURE --env ENV: run one procedure's playbook; --list shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from opsplay.errors import OpsplayError
+from opsplay.options import RunOptions, run_options
+from opsplay.procedures import available_procedures, procedure
+from opsplay.settings import Settings
+
+
+@click.command("run")
+@click.argument("name", metavar="PROCEDURE", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the procedures, one per line.")
+@run_options
+@click.pass_obj
+def command(settings: Settings, name: str | None, list_only: bool, **kwargs: Any) -> int:
+    """Run one procedure (e.g. health, backup, vacuum). Options go as -e key=value."""
+    if list_only:
+        books = available_procedures()
+        width = max((len(b.name) for b in books), default=0)
+        for book in books:
+            flag = "  [destructive]" if book.destructive else ""
+            click.echo(f"{book.name:<{width}}  {book.description}{flag}")
+        return 0
+    if not name:
+        raise OpsplayError("missing PROCEDURE (see 'opsplay run --list')")
+    from opsplay.execute import execute
+
+    book = procedure(name)
+    options = RunOptions.from_click(**kwargs)
+    return execute(settings, book, f"run {name}", options)

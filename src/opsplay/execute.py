@@ -1,0 +1,84 @@
+"""Running one playbook against one environment, start to finish.
+
+validate input -> prod guard -> environment lock -> ansible-runner -> history -> exit code
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from opsplay.display import Progress, print_json, print_recap
+from opsplay.environments import load_environment
+from opsplay.errors import ExitCode
+from opsplay.guard import confirm_run
+from opsplay.lock import environment_lock
+from opsplay.options import RunOptions
+from opsplay.procedures import Playbook
+from opsplay.runner import RunRequest, run_playbook
+from opsplay.settings import Settings
+from opsplay.state import History, RunRecord, private_dir
+
+
+def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) -> int:
+    assert options.env is not None
+    env = load_environment(settings.inventories(), options.env)
+    inventory = env.inventory_file
+    assert inventory is not None
+    confirm_run(env, book, what, check=options.check, yes=options.yes)
+
+    state_dir = private_dir(settings.state())
+    history = History(state_dir, keep=settings.history_keep)
+    with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
+        run_id, run_dir = history.new_run_dir(env.name)
+        record = RunRecord(
+            id=run_id, env=env.name, what=what, check=options.check, started=time.time()
+        )
+        history.save(record)
+        stream = options.verbosity > 0 and not options.as_json
+        live = sys.stderr.isatty() and not stream
+        progress = Progress(f"{what} on {env.name}", live=live, quiet=options.as_json or stream)
+        request = RunRequest(
+            playbook=book.path,
+            inventory=inventory,
+            private_data_dir=run_dir,
+            ident=run_id,
+            extravars=options.extravars,
+            extravar_files=options.extravar_files,
+            limit=options.limit,
+            tags=options.tags,
+            skip_tags=options.skip_tags,
+            forks=options.forks,
+            check=options.check,
+            diff=options.diff,
+            verbosity=options.verbosity,
+            vault_password_file=_path(options.vault_password_file),
+            stream_output=stream,
+            event_handler=progress.handle,
+        )
+        try:
+            with progress:
+                result = run_playbook(request)
+        except BaseException:
+            # interrupted (or crashed) before ansible-runner returned: never left "running"
+            record.status, record.exit_code = "canceled", int(ExitCode.INTERRUPTED)
+            raise
+        else:
+            record.status, record.rc = result.status, result.rc
+            record.exit_code = int(result.exit_code)
+            record.artifacts = str(result.artifacts)
+        finally:
+            record.duration = round(time.time() - record.started, 2)
+            record.hosts = progress.host_results()
+            history.save(record)
+    history.rotate()
+    if options.as_json:
+        print_json(record)
+    else:
+        print_recap(record)
+    return record.exit_code
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).resolve() if value else None

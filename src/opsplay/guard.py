@@ -1,0 +1,31 @@
+"""The prod guard: protected environments and destructive procedures need a confirmation."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opsplay.environments import Environment, is_protected
+from opsplay.errors import ExitCode, OpsplayError
+from opsplay.procedures import Playbook
+
+
+def confirm_run(env: Environment, book: Playbook, what: str, *, check: bool, yes: bool) -> None:
+    """Return when the run may go ahead; raise NOT_CONFIRMED otherwise. --check never asks."""
+    reasons = []
+    if is_protected(env.name):
+        reasons.append(f"'{env.name}' is a protected environment")
+    if book.destructive:
+        reasons.append(f"'{book.name}' is destructive")
+    if check or yes or not reasons:
+        return
+    why = " and ".join(reasons)
+    if not sys.stdin.isatty():
+        raise OpsplayError(
+            f"refusing to run {what} on {env.name}: {why}; pass --yes (or OPSPLAY_YES=1)",
+            ExitCode.NOT_CONFIRMED,
+        )
+    question = f"{why}. Run {what} on {env.name} ({len(env.hosts)} hosts)?"
+    if not click.confirm(question, default=False, err=True):
+        raise OpsplayError(f"{what} on {env.name} not confirmed", ExitCode.NOT_CONFIRMED)

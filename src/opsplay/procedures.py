@@ -1,0 +1,76 @@
+"""The catalog of what opsplay can run: procedures and maintenance schedules.
+
+Names are the CLI's contract: ``opsplay run NAME`` runs ``playbooks/NAME.yml`` and
+``opsplay maintenance SCHEDULE`` runs ``playbooks/maintenance-SCHEDULE.yml``. The role, the
+playbook and the Molecule scenario of a procedure carry its name (``-`` becomes ``_`` in roles).
+A procedure is listed by ``opsplay run --list`` once its playbook exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsplay.content import playbooks_dir
+from opsplay.errors import OpsplayError
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    description: str
+    destructive: bool = False  # asks for confirmation in every environment
+
+    @property
+    def path(self) -> Path:
+        return playbooks_dir() / f"{self.name}.yml"
+
+    @property
+    def available(self) -> bool:
+        return self.path.is_file()
+
+
+PROCEDURES: dict[str, Playbook] = {
+    p.name: p
+    for p in (
+        Playbook("health", "disk, memory, PostgreSQL readiness and HTTP checks against thresholds"),
+        Playbook("backup", "PostgreSQL backups, verified, with checksums and manifests"),
+        Playbook(
+            "restore-test", "restore the newest backups into scratch databases and check them"
+        ),
+        Playbook("restore", "restore a backup over a database", destructive=True),
+        Playbook("vacuum", "VACUUM (ANALYZE) the tables that need it"),
+        Playbook("reindex", "rebuild bloated indexes concurrently"),
+        Playbook("kill-long-queries", "cancel, then terminate, runaway queries", destructive=True),
+        Playbook("rotate-logs", "manage logrotate configuration; -e force=true rotates now"),
+        Playbook("cleanup", "delete old files matching declared patterns", destructive=True),
+        Playbook("cert-check", "report certificate expiry against thresholds"),
+        Playbook("renew-certs", "renew due certificates with certbot and verify them"),
+        Playbook("security-updates", "apply security updates in batches", destructive=True),
+    )
+}
+
+SCHEDULES: tuple[str, ...] = ("daily", "weekly", "monthly", "quarterly")
+
+
+def procedure(name: str) -> Playbook:
+    known = PROCEDURES.get(name)
+    if known is None:
+        choices = ", ".join(p.name for p in PROCEDURES.values() if p.available)
+        raise OpsplayError(f"unknown procedure '{name}' (available: {choices})")
+    if not known.available:
+        raise OpsplayError(f"procedure '{name}' is not implemented yet (no {known.path.name})")
+    return known
+
+
+def schedule(name: str) -> Playbook:
+    if name not in SCHEDULES:
+        raise OpsplayError(f"unknown schedule '{name}' (choose from: {', '.join(SCHEDULES)})")
+    book = Playbook(f"maintenance-{name}", f"the {name} maintenance schedule")
+    if not book.available:
+        raise OpsplayError(f"schedule '{name}' has no playbook ({book.path})")
+    return book
+
+
+def available_procedures() -> list[Playbook]:
+    return [p for p in PROCEDURES.values() if p.available]

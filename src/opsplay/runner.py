@@ -1,0 +1,158 @@
+"""The one module that calls ansible-runner.
+
+Each run gets its own private data dir (``STATE/runs/ID``) whose artifacts (stdout, events,
+status, rc) are kept as history. Inputs that may hold secrets never stay there: extra vars go
+through a 0600 file in a private temporary directory (removed after the run), ansible-runner is
+told not to write its ``env/`` files, and the environment dump it writes into the ``command``
+artifact is removed once the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsplay.content import ansible_cfg, roles_dir
+from opsplay.errors import ExitCode
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunRequest:
+    playbook: Path
+    inventory: Path
+    private_data_dir: Path
+    ident: str
+    extravars: dict[str, Any] = field(default_factory=dict)
+    extravar_files: list[Path] = field(default_factory=list)
+    limit: str | None = None
+    tags: str | None = None
+    skip_tags: str | None = None
+    forks: int | None = None
+    check: bool = False
+    diff: bool = False
+    verbosity: int = 0
+    vault_password_file: Path | None = None
+    stream_output: bool = False  # echo ansible's own output (with -v)
+    event_handler: EventHandler | None = None
+
+
+@dataclass
+class RunResult:
+    status: str  # ansible-runner's: successful, failed, canceled, timeout
+    rc: int
+    stats: dict[str, Any] | None
+    artifacts: Path
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """opsplay's exit code, from ansible-runner's status and ansible-playbook's rc."""
+        if self.status == "successful":
+            return ExitCode.OK
+        if self.status == "canceled":
+            return ExitCode.INTERRUPTED
+        if self.rc == 2:
+            return ExitCode.HOSTS_FAILED
+        # ansible-playbook uses 4 for unreachable hosts and for parse errors; only a play that
+        # ran produced stats.
+        if self.rc == 4 and self.stats is not None:
+            return ExitCode.HOSTS_UNREACHABLE
+        return ExitCode.ERROR
+
+
+def run_playbook(request: RunRequest) -> RunResult:
+    import ansible_runner  # heavy: imported only when a playbook runs
+
+    secret_dir = Path(tempfile.mkdtemp(prefix="opsplay-", dir=_private_tmp()))
+    try:
+        cmdline = _cmdline(request, secret_dir)
+        runner = ansible_runner.run(
+            private_data_dir=str(request.private_data_dir),
+            ident=request.ident,
+            playbook=str(request.playbook),
+            inventory=str(request.inventory),
+            limit=request.limit,
+            tags=request.tags,
+            skip_tags=request.skip_tags,
+            forks=request.forks,
+            verbosity=request.verbosity or None,
+            cmdline=shlex.join(cmdline) if cmdline else None,
+            envvars=_envvars(),
+            suppress_env_files=True,
+            quiet=not request.stream_output,
+            event_handler=_keep_events(request.event_handler),
+            project_dir=str(request.playbook.parent),
+        )
+    finally:
+        shutil.rmtree(secret_dir, ignore_errors=True)
+    artifacts = request.private_data_dir / "artifacts" / request.ident
+    _scrub(request.private_data_dir, artifacts)
+    return RunResult(
+        status=str(runner.status),
+        rc=int(runner.rc if runner.rc is not None else 1),
+        stats=runner.stats,
+        artifacts=artifacts,
+    )
+
+
+def _cmdline(request: RunRequest, secret_dir: Path) -> list[str]:
+    args: list[str] = []
+    if request.extravars:
+        path = secret_dir / "extravars.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(request.extravars, handle)
+        args += ["-e", f"@{path}"]
+    for path in request.extravar_files:
+        args += ["-e", f"@{path}"]
+    if request.vault_password_file:
+        args += ["--vault-password-file", str(request.vault_password_file)]
+    if request.check:
+        args.append("--check")
+    if request.diff:
+        args.append("--diff")
+    return args
+
+
+def _envvars() -> dict[str, str]:
+    return {
+        "ANSIBLE_CONFIG": str(ansible_cfg()),
+        "ANSIBLE_ROLES_PATH": str(roles_dir()),
+    }
+
+
+def _keep_events(handler: EventHandler | None) -> Callable[[dict[str, Any]], bool]:
+    def on_event(event: dict[str, Any]) -> bool:
+        if handler is not None:
+            handler(event)
+        return True  # keep the event in the artifacts
+
+    return on_event
+
+
+def _private_tmp() -> str | None:
+    """Prefer memory-backed /dev/shm so per-run inputs never touch a disk."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def _scrub(private_data_dir: Path, artifacts: Path) -> None:
+    """Remove what ansible-runner keeps of the run's inputs; keep only the output artifacts."""
+    shutil.rmtree(private_data_dir / "env", ignore_errors=True)
+    command = artifacts / "command"
+    try:
+        data = json.loads(command.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    data.pop("env", None)  # the whole process environment: may hold passwords
+    command.write_text(json.dumps(data), encoding="utf-8")
+    for path in [artifacts, *artifacts.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)

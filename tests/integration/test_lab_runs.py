@@ -1,0 +1,108 @@
+"""opsplay against real lab containers: outcomes, exit codes, history, interrupt."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+from opsplay.errors import ExitCode
+
+
+def summary(proc):
+    assert proc.out.strip(), proc.err
+    return json.loads(proc.out)
+
+
+def test_weekly_maintenance_succeeds_on_every_lab_host(run_opsplay):
+    proc = run_opsplay("maintenance", "weekly", "--env", "lab", "--json")
+    assert proc.code == ExitCode.OK, proc.err
+    doc = summary(proc)
+    assert doc["status"] == "successful" and doc["exit_code"] == 0
+    assert sorted(doc["hosts"]) == [f"opsplay-lab-{i}" for i in range(1, len(doc["hosts"]) + 1)]
+    assert all(h["ok"] > 0 and h["failed"] == 0 for h in doc["hosts"].values())
+
+    history = json.loads(run_opsplay("history", "--env", "lab", "--json").out)
+    assert [r["id"] for r in history] == [doc["id"]]
+    shown = run_opsplay("history", "show", doc["id"])
+    assert "PLAY RECAP" in shown.out
+
+    run_dir = run_opsplay.state / "runs" / doc["id"]
+    for path in [run_dir, *run_dir.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+    assert not (run_dir / "env").exists()  # no per-run inputs left behind
+
+
+def test_recap_and_progress_without_terminal(run_opsplay):
+    proc = run_opsplay("run", "health", "--env", "lab", "--limit", "opsplay-lab-1")
+    assert proc.code == ExitCode.OK, proc.err
+    assert "run health on lab: successful" in proc.out
+    assert "opsplay-lab-1" in proc.out and "unreachable" in proc.out  # the recap table
+    assert "opsplay-lab-1: ok:" in proc.err  # one progress line per task result
+
+
+def test_crossed_threshold_fails_the_host_with_its_reason(run_opsplay):
+    proc = run_opsplay(
+        "run",
+        "health",
+        "--env",
+        "lab",
+        "--limit",
+        "opsplay-lab-1",
+        "--json",
+        "-e",
+        "health_disk_max_percent=0",
+    )
+    assert proc.code == ExitCode.HOSTS_FAILED, proc.err
+    host = summary(proc)["hosts"]["opsplay-lab-1"]
+    assert host["failed"] == 1
+    assert "disk /" in host["message"]
+
+
+def test_check_mode_changes_nothing(run_opsplay):
+    proc = run_opsplay("run", "health", "--env", "lab", "--check", "--json")
+    assert proc.code == ExitCode.OK, proc.err
+    doc = summary(proc)
+    assert doc["check"] is True
+    assert all(h["changed"] == 0 for h in doc["hosts"].values())
+
+
+def test_unreachable_host(run_opsplay, lab_inventories):
+    ghost = lab_inventories / "ghost"
+    ghost.mkdir(exist_ok=True)
+    (ghost / "hosts.yml").write_text(
+        "all:\n  hosts:\n    opsplay-lab-ghost:\n"
+        "      ansible_connection: containers.podman.podman\n"
+    )
+    proc = run_opsplay("run", "health", "--env", "ghost", "--json")
+    assert proc.code == ExitCode.HOSTS_UNREACHABLE, proc.err
+    assert summary(proc)["hosts"]["opsplay-lab-ghost"]["unreachable"] == 1
+
+
+def test_interrupt_cancels_the_run(run_opsplay, lab_inventories):
+    state = run_opsplay.state
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
+    environ.update({"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(state)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab", "--json"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(state.glob("runs/*/artifacts/*/job_events/*")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    history = json.loads(run_opsplay("history", "--json").out)
+    assert history[-1]["status"] == "canceled"
+    # the lock went with the process: the next run is not blocked
+    assert run_opsplay("run", "health", "--env", "lab", "--check").code == ExitCode.OK

@@ -1,0 +1,35 @@
+"""Exit codes come from ansible-runner's status and ansible-playbook's rc."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsplay.errors import ExitCode
+from opsplay.runner import RunResult
+
+STATS = {"ok": {"h": 1}}
+
+
+@pytest.mark.parametrize(
+    "status,rc,stats,code",
+    [
+        ("successful", 0, STATS, ExitCode.OK),
+        ("failed", 2, STATS, ExitCode.HOSTS_FAILED),
+        ("failed", 4, STATS, ExitCode.HOSTS_UNREACHABLE),
+        ("failed", 4, None, ExitCode.ERROR),  # parse error: no play ran
+        ("failed", 1, None, ExitCode.ERROR),
+        ("failed", 5, None, ExitCode.ERROR),
+        ("canceled", 254, STATS, ExitCode.INTERRUPTED),
+        ("timeout", 254, STATS, ExitCode.ERROR),
+    ],
+)
+def test_mapping(status, rc, stats, code):
+    assert RunResult(status, rc, stats, Path("/nonexistent")).exit_code == code
+
+
+def test_codes_are_distinct():
+    values = [c.value for c in ExitCode]
+    assert len(values) == len(set(values))
+    assert ExitCode.USAGE == 2
