@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import click
 
@@ -93,5 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, debug: bool) -> None:
     if debug and sys.exc_info()[0] is not None:
+        import traceback
+
         traceback.print_exc()
     click.echo(f"opsplay: {message}", err=True)

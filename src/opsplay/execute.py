@@ -13,8 +13,8 @@ from opsplay.display import Progress, print_json, print_recap
 from opsplay.environments import load_environment
 from opsplay.errors import ExitCode
 from opsplay.guard import confirm_run
+from opsplay.inputs import RunOptions
 from opsplay.lock import environment_lock
-from opsplay.options import RunOptions
 from opsplay.procedures import Playbook
 from opsplay.runner import RunRequest, run_playbook
 from opsplay.settings import Settings

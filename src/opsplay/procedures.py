@@ -8,21 +8,28 @@ A procedure is listed by ``opsplay run --list`` once its playbook exists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opsplay.content import playbooks_dir
 from opsplay.errors import OpsplayError
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-@dataclass(frozen=True)
+
 class Playbook:
-    name: str
-    description: str
-    destructive: bool = False  # asks for confirmation in every environment
+    """A playbook the CLI can run. (A plain class: this module loads for ``--help``.)"""
+
+    __slots__ = ("description", "destructive", "name")
+
+    def __init__(self, name: str, description: str, destructive: bool = False) -> None:
+        self.name = name
+        self.description = description
+        self.destructive = destructive  # asks for confirmation in every environment
 
     @property
     def path(self) -> Path:
+        from opsplay.content import playbooks_dir
+
         return playbooks_dir() / f"{self.name}.yml"
 
     @property

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from opsplay.options import parse_extra_vars
+from opsplay.inputs import parse_extra_vars
 
 
 def test_pairs_files_and_mappings(tmp_path):

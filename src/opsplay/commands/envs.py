@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import click
 
-from opsplay.settings import Settings
+if TYPE_CHECKING:
+    from opsplay.settings import Settings
 
 
 @click.command("envs")
@@ -29,6 +30,8 @@ def command(settings: Settings, as_json: bool) -> int:
         for env in envs
     ]
     if as_json:
+        import json
+
         click.echo(json.dumps(rows, indent=2))
         return 0
     click.echo(f"inventories: {root}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from opsplay.settings import Settings
+
 from opsplay.errors import OpsplayError
-from opsplay.settings import Settings
 
 
 @click.group("history", invoke_without_command=True)
@@ -24,6 +26,8 @@ def command(ctx: click.Context, env_name: str | None, as_json: bool) -> int:
     settings: Settings = ctx.obj
     records = History(settings.state()).records(env_name)
     if as_json:
+        import json
+
         click.echo(json.dumps([r.to_json() for r in records], indent=2, sort_keys=True))
         return 0
     for r in records:

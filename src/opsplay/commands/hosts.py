@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from opsplay.settings import Settings
+
 from opsplay.errors import OpsplayError
-from opsplay.settings import Settings
 
 
 @click.command("hosts")
@@ -23,6 +25,8 @@ def command(settings: Settings, env_name: str | None, as_json: bool) -> int:
     env = load_environment(settings.inventories(), env_name)
     groups = {h: sorted(g - {"all"}) for h, g in sorted(env.host_groups.items())}
     if as_json:
+        import json
+
         click.echo(json.dumps({"env": env.name, "hosts": groups}, indent=2))
         return 0
     for host, names in groups.items():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from opsplay.settings import Settings
+if TYPE_CHECKING:
+    from opsplay.settings import Settings
 
 
 @click.group("lab")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from opsplay.options import RunOptions, run_options
+if TYPE_CHECKING:
+    from opsplay.settings import Settings
+
+from opsplay.options import run_options
 from opsplay.procedures import SCHEDULES, schedule
-from opsplay.settings import Settings
 
 
 @click.command("maintenance")
@@ -18,6 +20,7 @@ from opsplay.settings import Settings
 def command(settings: Settings, schedule_name: str, **kwargs: Any) -> int:
     """Run the daily, weekly, monthly or quarterly maintenance schedule."""
     from opsplay.execute import execute
+    from opsplay.inputs import RunOptions
 
     book = schedule(schedule_name)
     options = RunOptions.from_click(**kwargs)

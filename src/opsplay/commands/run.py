@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from opsplay.settings import Settings
+
 from opsplay.errors import OpsplayError
-from opsplay.options import RunOptions, run_options
+from opsplay.options import run_options
 from opsplay.procedures import available_procedures, procedure
-from opsplay.settings import Settings
 
 
 @click.command("run")
@@ -29,6 +31,7 @@ def command(settings: Settings, name: str | None, list_only: bool, **kwargs: Any
     if not name:
         raise OpsplayError("missing PROCEDURE (see 'opsplay run --list')")
     from opsplay.execute import execute
+    from opsplay.inputs import RunOptions
 
     book = procedure(name)
     options = RunOptions.from_click(**kwargs)
