@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def lab_inventories(tmp_path_factory) -> Path:
+def lab_inventories(tmp_path_factory) -> Iterator[Path]:
     """An inventory dir whose `lab` env holds the running lab hosts (started once per session)."""
     if shutil.which("podman") is None:
         pytest.fail("podman is missing: run scripts/bootstrap (the lab tests need it)")
