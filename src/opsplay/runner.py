@@ -72,6 +72,7 @@ def run_playbook(request: RunRequest) -> RunResult:
     import ansible_runner  # heavy: imported only when a playbook runs
 
     secret_dir = Path(tempfile.mkdtemp(prefix="opsplay-", dir=_private_tmp()))
+    old_umask = os.umask(0o077)  # everything ansible-runner writes is private
     try:
         cmdline = _cmdline(request, secret_dir)
         runner = ansible_runner.run(
@@ -92,6 +93,7 @@ def run_playbook(request: RunRequest) -> RunResult:
             project_dir=str(request.playbook.parent),
         )
     finally:
+        os.umask(old_umask)
         shutil.rmtree(secret_dir, ignore_errors=True)
     artifacts = request.private_data_dir / "artifacts" / request.ident
     _scrub(request.private_data_dir, artifacts)
@@ -154,5 +156,3 @@ def _scrub(private_data_dir: Path, artifacts: Path) -> None:
         return
     data.pop("env", None)  # the whole process environment: may hold passwords
     command.write_text(json.dumps(data), encoding="utf-8")
-    for path in [artifacts, *artifacts.rglob("*")]:
-        path.chmod(0o700 if path.is_dir() else 0o600)

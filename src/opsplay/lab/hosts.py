@@ -1,0 +1,214 @@
+"""Start, check and remove the lab hosts: podman containers running systemd.
+
+Each lab host is a container ``opsplay-lab-<n>`` labelled ``opsplay.lab=1``,
+running the lab image with systemd as PID 1, so PostgreSQL, nginx and cron run
+as real services. Ansible reaches them with the ``containers.podman.podman``
+connection (inventory hostname = container name), set in
+``inventories/lab/group_vars/all.yml``; ``up`` writes ``inventories/lab/hosts.yml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opsplay.errors import ExitCode, OpsplayError
+from opsplay.lab.images import ensure_images, file_lock, run_command
+
+LABEL = "opsplay.lab=1"
+NAME_PREFIX = "opsplay-lab-"
+#: Seconds ``up`` waits for every host to boot and serve.
+READY_TIMEOUT = 120.0
+
+# ``up`` and ``down`` of concurrent opsplay processes must not interleave.
+_LOCK_FILE = Path(tempfile.gettempdir()) / "opsplay-lab-hosts.lock"
+
+# Run inside each host; exit 0 once systemd finished booting, PostgreSQL accepts
+# connections and nginx answers. Prints what is not ready yet otherwise.
+_READY_SCRIPT = """
+state=$(systemctl is-system-running 2>/dev/null)
+case "$state" in running|degraded) ;; *) echo "systemd is ${state:-unknown}"; exit 1;; esac
+pg_isready -q -h 127.0.0.1 -p 5432 || { echo "postgresql not ready"; exit 1; }
+curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:80/ || { echo "nginx not answering"; exit 1; }
+"""
+
+
+def host_names(count: int) -> list[str]:
+    """The names of a lab of ``count`` hosts."""
+    return [f"{NAME_PREFIX}{index}" for index in range(1, count + 1)]
+
+
+def inventory_file(inventory_dir: Path) -> Path:
+    """Where ``up`` writes the lab inventory."""
+    return Path(inventory_dir) / "lab" / "hosts.yml"
+
+
+def status() -> list[dict[str, Any]]:
+    """The lab containers, sorted by number.
+
+    Each is a dict with ``name``, ``state`` (e.g. ``running``), ``status`` (e.g.
+    ``Up 4 minutes``), ``image``, ``image_id`` and ``id``.
+    """
+    out = run_command(
+        ["podman", "ps", "--all", "--filter", f"label={LABEL}", "--format", "json"], "podman ps"
+    )
+    hosts = [
+        {
+            "name": (entry.get("Names") or [""])[0],
+            "state": entry.get("State", ""),
+            "status": entry.get("Status", ""),
+            "image": entry.get("Image", ""),
+            "image_id": entry.get("ImageID", ""),
+            "id": entry.get("Id", ""),
+        }
+        for entry in json.loads(out or "[]")
+    ]
+    return sorted(hosts, key=lambda host: _sort_key(host["name"]))
+
+
+def _sort_key(name: str) -> tuple[int, str]:
+    suffix = name.removeprefix(NAME_PREFIX)
+    return (int(suffix), name) if suffix.isdigit() else (1 << 30, name)
+
+
+def _image_id(ref: str) -> str:
+    return run_command(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", ref], "podman image inspect"
+    ).strip()
+
+
+def _remove(names: list[str]) -> None:
+    if names:
+        # -t 0: lab hosts are disposable, no need to wait for a clean systemd shutdown.
+        run_command(["podman", "rm", "--force", "--time", "0", *names], "podman rm")
+
+
+def _start(name: str, image: str) -> None:
+    run_command(
+        [
+            "podman",
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--label",
+            LABEL,
+            "--systemd=always",
+            "--hostname",
+            name,
+            image,
+            "/sbin/init",
+        ],
+        f"podman run of {name}",
+    )
+
+
+def _wait_ready(names: list[str], progress: Callable[[str], None], timeout: float) -> None:
+    """Poll every host until ready; raise naming the hosts still not ready after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    waiting = {name: "not checked yet" for name in names}
+    while waiting:
+        for name in list(waiting):
+            proc = subprocess.run(
+                ["podman", "exec", name, "sh", "-c", _READY_SCRIPT],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode == 0:
+                del waiting[name]
+                progress(f"{name} is ready")
+            else:
+                lines = (proc.stdout or proc.stderr).strip().splitlines()
+                waiting[name] = lines[-1] if lines else f"exit {proc.returncode}"
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            details = "; ".join(f"{name}: {why}" for name, why in waiting.items())
+            raise OpsplayError(
+                f"lab hosts not ready after {timeout:.0f} s: {details}", ExitCode.ERROR
+            )
+        time.sleep(1)
+
+
+def _write_inventory(path: Path, names: list[str]) -> None:
+    hosts = "".join(f"        {name}:\n" for name in names)
+    text = (
+        "# Generated by `opsplay lab up`; do not edit, `opsplay lab down` deletes it.\n"
+        "# Connection settings: group_vars/all.yml.\n"
+        "---\n"
+        "all:\n"
+        "  children:\n"
+        "    db_servers:\n"
+        "      hosts:\n"
+        f"{hosts}"
+        "    web_servers:\n"
+        "      hosts:\n"
+        f"{hosts}"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def up(count: int, inventory_dir: Path, progress: Callable[[str], None] = print) -> list[str]:
+    """Run ``count`` lab hosts on the current lab image, wait until they serve, write the inventory.
+
+    Hosts already running the current image are kept; others are (re)created; hosts
+    numbered above ``count`` are removed. Returns the host names.
+    """
+    if count < 1:
+        raise OpsplayError(f"lab size must be at least 1, not {count}", ExitCode.USAGE)
+    with file_lock(_LOCK_FILE):
+        return _up(count, inventory_dir, progress)
+
+
+def _up(count: int, inventory_dir: Path, progress: Callable[[str], None]) -> list[str]:
+    image = ensure_images(progress=progress)
+    image_id = _image_id(image)
+    names = host_names(count)
+
+    existing = {host["name"]: host for host in status()}
+    extra = [name for name in existing if name not in names]
+    stale = [
+        name
+        for name in names
+        if name in existing
+        and (existing[name]["state"] != "running" or existing[name]["image_id"] != image_id)
+    ]
+    if extra:
+        progress(f"removing {', '.join(extra)}")
+    _remove(extra + stale)
+    for name in names:
+        if name in existing and name not in stale:
+            progress(f"{name} already running {image}")
+        else:
+            progress(f"starting {name} from {image}")
+            _start(name, image)
+
+    _wait_ready(names, progress, READY_TIMEOUT)
+    path = inventory_file(inventory_dir)
+    _write_inventory(path, names)
+    progress(f"wrote {path}")
+    return names
+
+
+def down(inventory_dir: Path, progress: Callable[[str], None] = print) -> list[str]:
+    """Remove every lab container and the generated inventory; return the removed names."""
+    with file_lock(_LOCK_FILE):
+        names = [host["name"] for host in status()]
+        if names:
+            progress(f"removing {', '.join(names)}")
+        _remove(names)
+        path = inventory_file(inventory_dir)
+        if path.exists():
+            path.unlink()
+            progress(f"deleted {path}")
+        return names
