@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,9 +126,13 @@ def _cmdline(request: RunRequest, secret_dir: Path) -> list[str]:
 
 
 def _envvars() -> dict[str, str]:
+    # ansible-playbook lives beside our interpreter (the venv's bin), which need not be on PATH
+    # when opsplay is called as .venv/bin/opsplay, from cron or from a systemd unit.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     return {
         "ANSIBLE_CONFIG": str(ansible_cfg()),
         "ANSIBLE_ROLES_PATH": str(roles_dir()),
+        "PATH": path,
     }
 
 
