@@ -13,7 +13,7 @@ import sys
 import click
 
 from opsplay import __version__
-from opsplay.commands import envs, history, hosts, lab, maintenance, run
+from opsplay.commands import envs, history, hosts, lab, maintenance, run, schedule
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.settings import Settings
 
@@ -60,7 +60,7 @@ def cli(
     )
 
 
-for module in (maintenance, run, envs, hosts, history, lab):
+for module in (maintenance, run, envs, hosts, history, schedule, lab):
     cli.add_command(module.command)
 
 
