@@ -37,6 +37,7 @@ class HostProgress:
     started: float = field(default_factory=time.monotonic)
     finished: float = 0.0
     message: str = ""
+    failed_task: str = ""
 
 
 class Progress:
@@ -89,6 +90,7 @@ class Progress:
                 "ignore_errors"
             ):
                 progress.message = _one_line(res.get("msg") or res.get("stderr") or "")
+                progress.failed_task = data.get("task", "")
             if not self._live and not self._quiet:
                 print(f"{host}: {progress.last}: {data.get('task', '')}", file=sys.stderr)
 
@@ -109,6 +111,7 @@ class Progress:
             )
             if seen and seen.message and (row["failed"] or row["unreachable"]):
                 row["message"] = seen.message
+                row["failed_task"] = seen.failed_task
             results[host] = row
         return results
 

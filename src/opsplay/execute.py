@@ -73,6 +73,11 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
             record.hosts = progress.host_results()
             history.save(record)
     history.rotate()
+    if options.notify_url:
+        from opsplay.notify import send, should_notify
+
+        if should_notify(record, options.notify_on):
+            send(options.notify_url, record, options.notify_format)
     if options.as_json:
         print_json(record)
     else:

@@ -24,6 +24,9 @@ class RunOptions:
     as_json: bool = False
     yes: bool = False
     vault_password_file: str | None = None
+    notify_url: str | None = None
+    notify_on: str = "failure"
+    notify_format: str = "json"
     extravars: dict[str, Any] = field(default_factory=dict)
     extravar_files: list[Path] = field(default_factory=list)
 
@@ -33,6 +36,8 @@ class RunOptions:
         if not options.env:
             raise OpsplayError("missing --env ENV (or OPSPLAY_ENV)")
         options.extravars, options.extravar_files = parse_extra_vars(options.extra_vars)
+        if options.notify_url and not options.notify_url.startswith(("http://", "https://")):
+            raise OpsplayError("--notify-url must be an http:// or https:// URL")
         if options.vault_password_file and not Path(options.vault_password_file).is_file():
             raise OpsplayError(f"vault password file {options.vault_password_file} not found")
         return options

@@ -69,6 +69,28 @@ RUN_OPTIONS = (
         help="Do not ask for confirmation (prod and destructive runs).",
     ),
     click.option(
+        "--notify-url",
+        envvar="OPSPLAY_NOTIFY_URL",
+        metavar="URL",
+        help="Webhook that receives the run summary (keep tokens in the environment).",
+    ),
+    click.option(
+        "--notify-on",
+        type=click.Choice(["failure", "always"]),
+        default="failure",
+        show_default=True,
+        envvar="OPSPLAY_NOTIFY_ON",
+        help="When to post to the webhook.",
+    ),
+    click.option(
+        "--notify-format",
+        type=click.Choice(["json", "slack"]),
+        default="json",
+        show_default=True,
+        envvar="OPSPLAY_NOTIFY_FORMAT",
+        help="Plain JSON summary, or a Slack-compatible payload.",
+    ),
+    click.option(
         "--vault-password-file",
         type=click.Path(dir_okay=False),
         envvar="OPSPLAY_VAULT_PASSWORD_FILE",
