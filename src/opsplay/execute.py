@@ -19,6 +19,7 @@ from opsplay.procedures import Playbook
 from opsplay.runner import RunRequest, run_playbook
 from opsplay.settings import Settings
 from opsplay.state import History, RunRecord, private_dir
+from opsplay.strategy import choose
 
 
 def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) -> int:
@@ -28,12 +29,20 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
     assert inventory is not None
     confirm_run(env, book, what, check=options.check, yes=options.yes)
 
+    strategy = choose(options.strategy)
+    if options.verbosity:
+        print(f"opsplay: {strategy.reason}", file=sys.stderr)
     state_dir = private_dir(settings.state())
     history = History(state_dir, keep=settings.history_keep)
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
         run_id, run_dir = history.new_run_dir(env.name)
         record = RunRecord(
-            id=run_id, env=env.name, what=what, check=options.check, started=time.time()
+            id=run_id,
+            env=env.name,
+            what=what,
+            check=options.check,
+            started=time.time(),
+            strategy=strategy.name,
         )
         history.save(record)
         stream = options.verbosity > 0 and not options.as_json
@@ -55,6 +64,7 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
             verbosity=options.verbosity,
             vault_password_file=_path(options.vault_password_file),
             stream_output=stream,
+            strategy=strategy,
             event_handler=progress.handle,
         )
         try:

@@ -25,6 +25,7 @@ class RunOptions:
     yes: bool = False
     vault_password_file: str | None = None
     notify_url: str | None = None
+    strategy: str = "auto"
     notify_on: str = "failure"
     notify_format: str = "json"
     extravars: dict[str, Any] = field(default_factory=dict)

@@ -91,6 +91,14 @@ RUN_OPTIONS = (
         help="Plain JSON summary, or a Slack-compatible payload.",
     ),
     click.option(
+        "--strategy",
+        type=click.Choice(["auto", "mitogen", "linear"]),
+        default="auto",
+        show_default=True,
+        envvar="OPSPLAY_STRATEGY",
+        help="auto: Mitogen when it supports the installed ansible-core, else stock linear.",
+    ),
+    click.option(
         "--vault-password-file",
         type=click.Path(dir_okay=False),
         envvar="OPSPLAY_VAULT_PASSWORD_FILE",

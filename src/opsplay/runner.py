@@ -22,6 +22,7 @@ from typing import Any
 
 from opsplay.content import ansible_cfg, roles_dir
 from opsplay.errors import ExitCode
+from opsplay.strategy import Strategy
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -43,6 +44,7 @@ class RunRequest:
     verbosity: int = 0
     vault_password_file: Path | None = None
     stream_output: bool = False  # echo ansible's own output (with -v)
+    strategy: Strategy = field(default_factory=lambda: Strategy("linear", None, "stock"))
     event_handler: EventHandler | None = None
 
 
@@ -87,7 +89,7 @@ def run_playbook(request: RunRequest) -> RunResult:
             forks=request.forks,
             verbosity=request.verbosity or None,
             cmdline=shlex.join(cmdline) if cmdline else None,
-            envvars=_envvars(),
+            envvars=_envvars(request.strategy),
             suppress_env_files=True,
             quiet=not request.stream_output,
             event_handler=_keep_events(request.event_handler),
@@ -125,15 +127,19 @@ def _cmdline(request: RunRequest, secret_dir: Path) -> list[str]:
     return args
 
 
-def _envvars() -> dict[str, str]:
+def _envvars(strategy: Strategy) -> dict[str, str]:
     # ansible-playbook lives beside our interpreter (the venv's bin), which need not be on PATH
     # when opsplay is called as .venv/bin/opsplay, from cron or from a systemd unit.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    return {
+    env = {
         "ANSIBLE_CONFIG": str(ansible_cfg()),
         "ANSIBLE_ROLES_PATH": str(roles_dir()),
         "PATH": path,
     }
+    if strategy.plugin_dir:
+        env["ANSIBLE_STRATEGY_PLUGINS"] = strategy.plugin_dir
+        env["ANSIBLE_STRATEGY"] = strategy.name
+    return env
 
 
 def _keep_events(handler: EventHandler | None) -> Callable[[dict[str, Any]], bool]:

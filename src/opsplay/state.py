@@ -59,6 +59,7 @@ class RunRecord:
     duration: float | None = None
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     artifacts: str = ""
+    strategy: str = ""
 
     @property
     def totals(self) -> dict[str, int]:

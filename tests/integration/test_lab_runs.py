@@ -23,6 +23,7 @@ def test_weekly_maintenance_succeeds_on_every_lab_host(run_opsplay):
     assert proc.code == ExitCode.OK, proc.err
     doc = summary(proc)
     assert doc["status"] == "successful" and doc["exit_code"] == 0
+    assert doc["strategy"] == "mitogen_linear"  # the default, with become and probes working
     assert sorted(doc["hosts"]) == [f"opsplay-lab-{i}" for i in range(1, len(doc["hosts"]) + 1)]
     assert all(h["ok"] > 0 and h["failed"] == 0 for h in doc["hosts"].values())
 
@@ -62,6 +63,12 @@ def test_crossed_threshold_fails_the_host_with_its_reason(run_opsplay):
     host = summary(proc)["hosts"]["opsplay-lab-1"]
     assert host["failed"] == 1
     assert "disk /" in host["message"]
+
+
+def test_stock_strategy_on_request(run_opsplay):
+    proc = run_opsplay("run", "health", "--env", "lab", "--json", "--strategy", "linear", "-v")
+    assert proc.code == ExitCode.OK, proc.err
+    assert summary(proc)["strategy"] == "linear"
 
 
 def test_check_mode_changes_nothing(run_opsplay):
