@@ -1,0 +1,345 @@
+"""Fleet speed: opsplay against stock Ansible and the runbooks' manual loop, on the same lab hosts.
+
+    .venv/bin/python benchmarks/fleet.py [--hosts 1,4,8] [--reps 3] [--out benchmarks/results]
+
+For each lab size N (lab hosts started with `opsplay lab up --hosts N`), medians of --reps runs of:
+  A    `opsplay maintenance weekly --env lab` (the product as shipped)
+  B    the same playbook through plain `ansible-playbook`, stock settings (no opsplay ansible.cfg)
+  RAW  the same playbook through `ansible-playbook` with opsplay's ansible.cfg and strategy
+       (what opsplay runs, without the wrapper)
+  C    a sequential shell loop of the runbooks' commands for the same procedures, one
+       `podman exec` per command and host, as an operator would type them
+and once at the largest N: D, `opsplay --help` against `python -c "import click"` and
+`opsplay run health` against RAW running health.yml; peak controller memory (all processes of
+the run) of A and B. E is the per-host marginal cost (slope of time over N) of A and RAW.
+Prints a table of wall times and ratios, writes JSON and a PNG plot of time against hosts.
+Ratios are taken within this one run, on the same hosts, so machine load affects both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+OPSPLAY = str(BIN / "opsplay")
+PLAYBOOK = REPO / "playbooks" / "maintenance-weekly.yml"
+
+# The runbooks' shell for each procedure of the weekly schedule (runbook 004's daily health
+# check script, one command per check). A procedure missing here makes the benchmark refuse:
+# C must do the same work as A.
+RUNBOOK_COMMANDS: dict[str, list[str]] = {
+    "health": [
+        "df / | tail -1 | awk '{print $5}'",
+        "free | grep Mem",
+        "pg_isready -h 127.0.0.1 -p 5432",
+        "curl -fsS -o /dev/null http://127.0.0.1/",
+    ],
+}
+
+
+def weekly_procedures() -> list[str]:
+    text = PLAYBOOK.read_text(encoding="utf-8")
+    return re.findall(r"import_playbook:\s*([\w-]+)\.yml", text)
+
+
+def timed(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None, memory: bool = False
+) -> tuple[float, int]:
+    """Wall seconds and (optionally) peak summed RSS in bytes of the process tree."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not done.is_set():
+            total = 0
+            try:
+                for p in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                break
+            peak = max(peak, total)
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if memory:
+        sampler.start()
+    _, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    done.set()
+    if memory:
+        sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"benchmark: {' '.join(cmd[:4])}... failed ({proc.returncode}): "
+            f"{err.strip().splitlines()[-1:] or ''}"
+        )
+    return elapsed, peak
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def environments(inventory_dir: Path, state_dir: Path) -> dict[str, dict[str, str]]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPSPLAY_", "ANSIBLE_"))}
+    base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
+    from opsplay.content import ansible_cfg, roles_dir
+    from opsplay.strategy import choose
+
+    strategy = choose("auto")
+    opsplay_env = {
+        **base,
+        "OPSPLAY_INVENTORY_DIR": str(inventory_dir),
+        "OPSPLAY_STATE_DIR": str(state_dir),
+    }
+    stock = {**base, "ANSIBLE_ROLES_PATH": str(roles_dir())}
+    raw = {**stock, "ANSIBLE_CONFIG": str(ansible_cfg())}
+    if strategy.plugin_dir:
+        raw.update(
+            {"ANSIBLE_STRATEGY_PLUGINS": strategy.plugin_dir, "ANSIBLE_STRATEGY": strategy.name}
+        )
+    return {"A": opsplay_env, "B": stock, "RAW": raw}
+
+
+def manual_loop(hosts: list[str], procedures: list[str]) -> list[str]:
+    commands = []
+    for procedure in procedures:
+        if procedure not in RUNBOOK_COMMANDS:
+            raise SystemExit(f"benchmark: no runbook commands for '{procedure}' (add them)")
+        commands += RUNBOOK_COMMANDS[procedure]
+    script = "; ".join(
+        f"podman exec {host} sh -c {shlex_quote(cmd)} >/dev/null"
+        for host in hosts
+        for cmd in commands
+    )
+    return ["bash", "-ec", script]
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--hosts", default="1,4,8", help="lab sizes, e.g. 1,4,8,16")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+    sizes = sorted({int(n) for n in args.hosts.split(",")})
+    procedures = weekly_procedures()
+
+    work = Path(tempfile.mkdtemp(prefix="opsplay-bench-"))
+    inventory_dir = work / "inventories"
+    shutil.copytree(
+        REPO / "inventories" / "lab",
+        inventory_dir / "lab",
+        ignore=shutil.ignore_patterns("hosts.yml"),
+    )
+    envs = environments(inventory_dir, work / "state")
+    lab_inventory = str(inventory_dir / "lab" / "hosts.yml")
+    was_up = subprocess.run(
+        ["podman", "ps", "-q", "--filter", "label=opsplay.lab=1"], capture_output=True, text=True
+    ).stdout.strip()
+
+    results: dict[str, object] = {"procedures": procedures, "reps": args.reps, "sizes": {}}
+    try:
+        for n in sizes:
+            subprocess.run(
+                [OPSPLAY, "--inventory-dir", str(inventory_dir), "lab", "up", "--hosts", str(n)],
+                check=True,
+                env=envs["A"],
+                stdout=subprocess.DEVNULL,
+            )
+            hosts = [f"opsplay-lab-{i}" for i in range(1, n + 1)]
+            runs = {
+                "A": (
+                    [OPSPLAY, "maintenance", "weekly", "--env", "lab", "--yes", "--json"],
+                    envs["A"],
+                ),
+                "B": (
+                    [str(BIN / "ansible-playbook"), "-i", lab_inventory, str(PLAYBOOK)],
+                    envs["B"],
+                ),
+                "RAW": (
+                    [str(BIN / "ansible-playbook"), "-i", lab_inventory, str(PLAYBOOK)],
+                    envs["RAW"],
+                ),
+                "C": (manual_loop(hosts, procedures), envs["B"]),
+            }
+            row: dict[str, float] = {}
+            for name, (cmd, env) in runs.items():
+                # stock B runs from an empty directory so no ansible.cfg is picked up
+                samples = [timed(cmd, env, cwd=work)[0] for _ in range(args.reps)]
+                row[name] = median(samples)
+                print(
+                    f"N={n:<3} {name:<4} {row[name]:7.2f} s  "
+                    f"({', '.join(f'{s:.2f}' for s in samples)})",
+                    flush=True,
+                )
+            results["sizes"][n] = row  # type: ignore[index]
+
+        top = sizes[-1]
+        memory = {}
+        for name in ("A", "B"):
+            cmd, env = {
+                "A": (
+                    [OPSPLAY, "maintenance", "weekly", "--env", "lab", "--yes", "--json"],
+                    envs["A"],
+                ),
+                "B": (
+                    [str(BIN / "ansible-playbook"), "-i", lab_inventory, str(PLAYBOOK)],
+                    envs["B"],
+                ),
+            }[name]
+            memory[name] = timed(cmd, env, cwd=work, memory=True)[1]
+        health = str(REPO / "playbooks" / "health.yml")
+        wrapper = median(
+            [
+                timed([OPSPLAY, "run", "health", "--env", "lab", "--json"], envs["A"], cwd=work)[0]
+                for _ in range(args.reps)
+            ]
+        )
+        raw_health = median(
+            [
+                timed(
+                    [str(BIN / "ansible-playbook"), "-i", lab_inventory, health],
+                    envs["RAW"],
+                    cwd=work,
+                )[0]
+                for _ in range(args.reps)
+            ]
+        )
+        click_import = median(
+            [timed([sys.executable, "-c", "import click"], envs["B"])[0] for _ in range(15)]
+        )
+        help_time = median([timed([OPSPLAY, "--help"], envs["B"])[0] for _ in range(15)])
+    finally:
+        if not was_up:
+            subprocess.run(
+                [OPSPLAY, "--inventory-dir", str(inventory_dir), "lab", "down"],
+                env=envs["A"],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
+        shutil.rmtree(work, ignore_errors=True)
+
+    sizes_rows = results["sizes"]  # type: ignore[assignment]
+    slope = {name: _slope(sizes, [sizes_rows[n][name] for n in sizes]) for name in ("A", "RAW")}
+    at = sizes_rows[top]
+    results.update(
+        {
+            "at_hosts": top,
+            "ratios": {
+                "A/B": at["A"] / at["B"],
+                "A/C": at["A"] / at["C"],
+                "help/import_click": help_time / click_import,
+                "wrapper/raw (run health)": wrapper / raw_health,
+                "marginal A/RAW": (slope["A"] / slope["RAW"]) if slope["RAW"] else None,
+                "memory A/B": memory["A"] / memory["B"] if memory["B"] else None,
+            },
+            "seconds": {
+                "help": help_time,
+                "import_click": click_import,
+                "run_health": wrapper,
+                "raw_health": raw_health,
+            },
+            "marginal_seconds_per_host": slope,
+            "peak_memory_bytes": memory,
+        }
+    )
+    _print_table(results, sizes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    json_path = args.out / f"fleet-{stamp}.json"
+    json_path.write_text(json.dumps(results, indent=2))
+    png_path = args.out / f"fleet-{stamp}.png"
+    _plot(results, sizes, png_path)
+    print(f"\nwrote {json_path} and {png_path}")
+
+
+def _slope(xs: list[int], ys: list[float]) -> float | None:
+    if len(xs) < 2:
+        return None
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mean_x) ** 2 for x in xs)
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / den
+
+
+def _print_table(results: dict, sizes: list[int]) -> None:
+    print(f"\nweekly = {' + '.join(results['procedures'])}; median of {results['reps']} runs")
+    print(
+        f"{'hosts':>5} {'A opsplay':>10} {'B stock':>9} {'RAW':>7} {'C manual':>9} "
+        f"{'A/B':>6} {'A/C':>6}"
+    )
+    for n in sizes:
+        r = results["sizes"][n]
+        print(
+            f"{n:>5} {r['A']:>9.2f}s {r['B']:>8.2f}s {r['RAW']:>6.2f}s {r['C']:>8.2f}s "
+            f"{r['A'] / r['B']:>6.2f} {r['A'] / r['C']:>6.2f}"
+        )
+    print(f"\nratios at N={results['at_hosts']}:")
+    for name, value in results["ratios"].items():
+        print(f"  {name:<26} {'n/a' if value is None else f'{value:.2f}'}")
+    mem = results["peak_memory_bytes"]
+    print(f"  peak controller memory: A {mem['A'] / 2**20:.0f} MiB, B {mem['B'] / 2**20:.0f} MiB")
+    s = results["seconds"]
+    print(
+        f"  opsplay --help {s['help'] * 1000:.0f} ms, import click {s['import_click'] * 1000:.0f}"
+        f" ms; run health {s['run_health']:.2f} s, raw {s['raw_health']:.2f} s"
+    )
+
+
+def _plot(results: dict, sizes: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    labels = {
+        "A": "A: opsplay (shipped defaults)",
+        "B": "B: stock ansible-playbook",
+        "C": "C: manual shell loop (runbooks)",
+    }
+    for name, label in labels.items():
+        ax.plot(sizes, [results["sizes"][n][name] for n in sizes], marker="o", label=label)
+    ax.set_xlabel("lab hosts")
+    ax.set_ylabel("wall time, s (median)")
+    ax.set_title(f"maintenance weekly ({' + '.join(results['procedures'])})")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()
