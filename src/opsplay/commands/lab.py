@@ -35,12 +35,14 @@ def build(force: bool) -> int:
     envvar="OPSPLAY_LAB_HOSTS",
     help="Number of lab hosts.",
 )
+@click.option("--ssh", is_flag=True, help="Connect over SSH (sshd published on 127.0.0.1).")
 @click.pass_obj
-def up(settings: Settings, count: int) -> int:
+def up(settings: Settings, count: int, ssh: bool) -> int:
     """Start N lab hosts, wait for their services, write the lab inventory."""
     from opsplay.lab.hosts import up as lab_up
 
-    names = lab_up(count, settings.inventories(), progress=_say)
+    key_dir = settings.state() / "lab" if ssh else None
+    names = lab_up(count, settings.inventories(), progress=_say, ssh_key_dir=key_dir)
     click.echo(f"lab up: {', '.join(names)} (opsplay ... --env lab)")
     return 0
 
