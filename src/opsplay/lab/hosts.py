@@ -165,6 +165,8 @@ def _write_inventory(path: Path, names: list[str], ssh_key: Path | None) -> None
             f"      ansible_port: {ssh_port(name)}\n"
             "      ansible_user: root\n"
             f"      ansible_ssh_private_key_file: {ssh_key}\n"
+            # lab host keys change with every container; Mitogen reads this, not ssh_args
+            "      ansible_host_key_checking: false\n"
             f"      ansible_ssh_common_args: {SSH_OPTIONS}\n"
             for name in names
         )
