@@ -1,6 +1,6 @@
 """Fleet speed: opsplay against stock Ansible and the runbooks' manual loop, on the same lab hosts.
 
-    .venv/bin/python benchmarks/fleet.py [--hosts 1,4,8] [--reps 3] [--out benchmarks/results]
+    .venv/bin/python benchmarks/fleet.py [--hosts 1,4,8] [--reps 3] [--ssh] [--out DIR]
 
 For each lab size N (lab hosts started with `opsplay lab up --hosts N`), medians of --reps runs of:
   A    `opsplay maintenance weekly --env lab` (the product as shipped)
@@ -8,7 +8,8 @@ For each lab size N (lab hosts started with `opsplay lab up --hosts N`), medians
   RAW  the same playbook through `ansible-playbook` with opsplay's ansible.cfg and strategy
        (what opsplay runs, without the wrapper)
   C    a sequential shell loop of the runbooks' commands for the same procedures, one
-       `podman exec` per command and host, as an operator would type them
+       `podman exec` (or `ssh`, with --ssh) per command and host, as an operator would type them
+With --ssh every run reaches the hosts over SSH (`opsplay lab up --ssh`), the production transport.
 and once at the largest N: D, `opsplay --help` against `python -c "import click"` and
 `opsplay run health` against RAW running health.yml; peak controller memory (all processes of
 the run) of A and B. E is the per-host marginal cost (slope of time over N) of A and RAW.
@@ -126,24 +127,30 @@ def environments(inventory_dir: Path, state_dir: Path) -> dict[str, dict[str, st
     return {"A": opsplay_env, "B": stock, "RAW": raw}
 
 
-def manual_loop(hosts: list[str], procedures: list[str]) -> list[str]:
+def manual_loop(hosts: list[str], procedures: list[str], inventory: Path) -> list[str]:
+    """The runbooks' commands, host after host; over ssh for the inventory's ssh hosts."""
+    import shlex
+
+    import yaml
+
     commands = []
     for procedure in procedures:
         if procedure not in RUNBOOK_COMMANDS:
             raise SystemExit(f"benchmark: no runbook commands for '{procedure}' (add them)")
         commands += RUNBOOK_COMMANDS[procedure]
-    script = "; ".join(
-        f"podman exec {host} sh -c {shlex_quote(cmd)} >/dev/null"
-        for host in hosts
-        for cmd in commands
-    )
-    return ["bash", "-ec", script]
-
-
-def shlex_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
+    ssh_hosts = yaml.safe_load(inventory.read_text())["all"].get("hosts") or {}
+    steps = []
+    for host in hosts:
+        if host in ssh_hosts:
+            v = ssh_hosts[host]
+            prefix = (
+                f"ssh -i {v['ansible_ssh_private_key_file']} -p {v['ansible_port']} "
+                f"{v['ansible_ssh_common_args']} root@127.0.0.1"
+            )
+        else:
+            prefix = f"podman exec {host} sh -c"
+        steps += [f"{prefix} {shlex.quote(cmd)} >/dev/null" for cmd in commands]
+    return ["bash", "-ec", "; ".join(steps)]
 
 
 def main() -> None:
@@ -153,6 +160,7 @@ def main() -> None:
     parser.add_argument("--hosts", default="1,4,8", help="lab sizes, e.g. 1,4,8,16")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--ssh", action="store_true", help="reach the hosts over SSH")
     args = parser.parse_args()
     sizes = sorted({int(n) for n in args.hosts.split(",")})
     procedures = weekly_procedures()
@@ -170,7 +178,12 @@ def main() -> None:
         ["podman", "ps", "-q", "--filter", "label=opsplay.lab=1"], capture_output=True, text=True
     ).stdout.strip()
 
-    results: dict[str, object] = {"procedures": procedures, "reps": args.reps, "sizes": {}}
+    results: dict[str, object] = {
+        "procedures": procedures,
+        "reps": args.reps,
+        "sizes": {},
+        "transport": "ssh" if args.ssh else "podman",
+    }
     try:
         for n in sizes:
             subprocess.run(
@@ -193,7 +206,7 @@ def main() -> None:
                     [str(BIN / "ansible-playbook"), "-i", lab_inventory, str(PLAYBOOK)],
                     envs["RAW"],
                 ),
-                "C": (manual_loop(hosts, procedures), envs["B"]),
+                "C": (manual_loop(hosts, procedures, Path(lab_inventory)), envs["B"]),
             }
             row: dict[str, float] = {}
             for name, (cmd, env) in runs.items():
@@ -295,7 +308,10 @@ def _slope(xs: list[int], ys: list[float]) -> float | None:
 
 
 def _print_table(results: dict, sizes: list[int]) -> None:
-    print(f"\nweekly = {' + '.join(results['procedures'])}; median of {results['reps']} runs")
+    print(
+        f"\nweekly = {' + '.join(results['procedures'])} over {results['transport']}; "
+        f"median of {results['reps']} runs"
+    )
     print(
         f"{'hosts':>5} {'A opsplay':>10} {'B stock':>9} {'RAW':>7} {'C manual':>9} "
         f"{'A/B':>6} {'A/C':>6}"
@@ -334,7 +350,9 @@ def _plot(results: dict, sizes: list[int], path: Path) -> None:
         ax.plot(sizes, [results["sizes"][n][name] for n in sizes], marker="o", label=label)
     ax.set_xlabel("lab hosts")
     ax.set_ylabel("wall time, s (median)")
-    ax.set_title(f"maintenance weekly ({' + '.join(results['procedures'])})")
+    ax.set_title(
+        f"maintenance weekly ({' + '.join(results['procedures'])}), over {results['transport']}"
+    )
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
