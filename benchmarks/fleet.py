@@ -210,7 +210,7 @@ def main() -> None:
             }
             row: dict[str, float] = {}
             for name, (cmd, env) in runs.items():
-                # stock B runs from an empty directory so no ansible.cfg is picked up
+                # every run starts in an empty directory: no ansible.cfg is picked up by B
                 samples = [timed(cmd, env, cwd=work)[0] for _ in range(args.reps)]
                 row[name] = median(samples)
                 print(
@@ -221,19 +221,7 @@ def main() -> None:
             results["sizes"][n] = row  # type: ignore[index]
 
         top = sizes[-1]
-        memory = {}
-        for name in ("A", "B"):
-            cmd, env = {
-                "A": (
-                    [OPSPLAY, "maintenance", "weekly", "--env", "lab", "--yes", "--json"],
-                    envs["A"],
-                ),
-                "B": (
-                    [str(BIN / "ansible-playbook"), "-i", lab_inventory, str(PLAYBOOK)],
-                    envs["B"],
-                ),
-            }[name]
-            memory[name] = timed(cmd, env, cwd=work, memory=True)[1]
+        memory = {name: timed(*runs[name], cwd=work, memory=True)[1] for name in ("A", "B")}
         health = str(REPO / "playbooks" / "health.yml")
         wrapper = median(
             [

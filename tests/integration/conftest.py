@@ -30,30 +30,33 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.lab)
 
 
+def start_lab(root: Path, *options: str) -> Path:
+    """Copy the lab env's group_vars into ``root/lab`` and `opsplay lab up` the session's hosts
+    there; ``options`` go to `lab up` (e.g. --ssh)."""
+    shutil.copytree(
+        REPO / "inventories" / "lab", root / "lab", ignore=shutil.ignore_patterns("hosts.yml")
+    )
+    opsplay = [sys.executable, "-m", "opsplay", "--inventory-dir", str(root)]
+    subprocess.run([*opsplay, "lab", "up", "--hosts", str(LAB_HOSTS), *options], check=True)
+    return root
+
+
 @pytest.fixture(scope="session")
 def lab_inventories(tmp_path_factory) -> Iterator[Path]:
     """An inventory dir whose `lab` env holds the running lab hosts (started once per session)."""
     if shutil.which("podman") is None:
         pytest.fail("podman is missing: run scripts/bootstrap (the lab tests need it)")
-    root = tmp_path_factory.mktemp("inventories")
-    shutil.copytree(
-        REPO / "inventories" / "lab", root / "lab", ignore=shutil.ignore_patterns("hosts.yml")
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opsplay",
-            "--inventory-dir",
-            str(root),
-            "lab",
-            "up",
-            "--hosts",
-            str(LAB_HOSTS),
-        ],
+    was_up = subprocess.run(
+        ["podman", "ps", "-q", "--filter", "label=opsplay.lab=1"],
+        capture_output=True,
+        text=True,
         check=True,
-    )
-    return root
+    ).stdout.strip()
+    root = start_lab(tmp_path_factory.mktemp("inventories"))
+    yield root
+    if not was_up:  # leave the machine as we found it
+        opsplay = [sys.executable, "-m", "opsplay", "--inventory-dir", str(root)]
+        subprocess.run([*opsplay, "lab", "down"], check=True)
 
 
 @pytest.fixture

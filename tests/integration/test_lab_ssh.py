@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 
 import yaml
 
 from opsplay.errors import ExitCode
 
-from .conftest import LAB_HOSTS, REPO
+from .conftest import LAB_HOSTS, start_lab
 
 
 def test_health_over_ssh(run_opsplay, lab_inventories, tmp_path):
-    root = tmp_path / "inventories"
-    shutil.copytree(
-        REPO / "inventories" / "lab", root / "lab", ignore=shutil.ignore_patterns("hosts.yml")
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opsplay",
-            "--inventory-dir",
-            str(root),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "lab",
-            "up",
-            "--ssh",
-            "--hosts",
-            str(LAB_HOSTS),
-        ],
-        check=True,
-    )
+    # the lab key goes to this test's OPSPLAY_STATE_DIR (set by the autouse fixture)
+    root = start_lab(tmp_path / "inventories", "--ssh")
     inventory = yaml.safe_load((root / "lab" / "hosts.yml").read_text())
     first = inventory["all"]["hosts"]["opsplay-lab-1"]
     assert first["ansible_connection"] == "ssh" and first["ansible_host"] == "127.0.0.1"
