@@ -1,9 +1,10 @@
 """The catalog of what opsplay can run: procedures and maintenance schedules.
 
 Names are the CLI's contract: ``opsplay run NAME`` runs ``playbooks/NAME.yml`` and
-``opsplay maintenance SCHEDULE`` runs ``playbooks/maintenance-SCHEDULE.yml``. The role, the
-playbook and the Molecule scenario of a procedure carry its name (``-`` becomes ``_`` in roles).
-A procedure is listed by ``opsplay run --list`` once its playbook exists.
+``opsplay maintenance SCHEDULE`` runs ``playbooks/maintenance-SCHEDULE.yml``. Each procedure
+names the role that does its work (``roles/ROLE``), whose Molecule scenario is
+``molecule/ROLE``; one role may serve several procedures (pg_backup: backup, restore-test,
+restore). A procedure is listed by ``opsplay run --list`` once its playbook exists.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
 class Playbook:
     """A playbook the CLI can run. (A plain class: this module loads for ``--help``.)"""
 
-    __slots__ = ("description", "destructive", "name")
+    __slots__ = ("description", "destructive", "name", "role")
 
-    def __init__(self, name: str, description: str, destructive: bool = False) -> None:
+    def __init__(self, name: str, role: str, description: str, destructive: bool = False) -> None:
         self.name = name
+        self.role = role  # roles/ROLE does the work; molecule/ROLE proves it
         self.description = description
         self.destructive = destructive  # asks for confirmation in every environment
 
@@ -40,20 +42,49 @@ class Playbook:
 PROCEDURES: dict[str, Playbook] = {
     p.name: p
     for p in (
-        Playbook("health", "disk, memory, PostgreSQL readiness and HTTP checks against thresholds"),
-        Playbook("backup", "PostgreSQL backups, verified, with checksums and manifests"),
         Playbook(
-            "restore-test", "restore the newest backups into scratch databases and check them"
+            "health",
+            "health",
+            "disk, memory, PostgreSQL readiness and HTTP checks against thresholds",
         ),
-        Playbook("restore", "restore a backup over a database", destructive=True),
-        Playbook("vacuum", "VACUUM (ANALYZE) the tables that need it"),
-        Playbook("reindex", "rebuild bloated indexes concurrently"),
-        Playbook("kill-long-queries", "cancel, then terminate, runaway queries", destructive=True),
-        Playbook("rotate-logs", "manage logrotate configuration; -e force=true rotates now"),
-        Playbook("cleanup", "delete old files matching declared patterns", destructive=True),
-        Playbook("cert-check", "report certificate expiry against thresholds"),
-        Playbook("renew-certs", "renew due certificates with certbot and verify them"),
-        Playbook("security-updates", "apply security updates in batches", destructive=True),
+        Playbook(
+            "backup", "pg_backup", "PostgreSQL backups, verified, with checksums and manifests"
+        ),
+        Playbook(
+            "restore-test",
+            "pg_backup",
+            "restore the newest backups into scratch databases and check them",
+        ),
+        Playbook("restore", "pg_backup", "restore a backup over a database", destructive=True),
+        Playbook("vacuum", "pg_maintenance", "VACUUM (ANALYZE) the tables that need it"),
+        Playbook("reindex", "pg_maintenance", "rebuild bloated indexes concurrently"),
+        Playbook(
+            "kill-long-queries",
+            "pg_maintenance",
+            "cancel, then terminate, runaway queries",
+            destructive=True,
+        ),
+        Playbook(
+            "rotate-logs",
+            "log_rotation",
+            "manage logrotate configuration; -e force=true rotates now",
+        ),
+        Playbook(
+            "cleanup",
+            "log_cleanup",
+            "delete old files matching declared patterns",
+            destructive=True,
+        ),
+        Playbook("cert-check", "cert_renewal", "report certificate expiry against thresholds"),
+        Playbook(
+            "renew-certs", "cert_renewal", "renew due certificates with certbot and verify them"
+        ),
+        Playbook(
+            "security-updates",
+            "security_updates",
+            "apply security updates in batches",
+            destructive=True,
+        ),
     )
 }
 
@@ -73,7 +104,7 @@ def procedure(name: str) -> Playbook:
 def schedule(name: str) -> Playbook:
     if name not in SCHEDULES:
         raise OpsplayError(f"unknown schedule '{name}' (choose from: {', '.join(SCHEDULES)})")
-    book = Playbook(f"maintenance-{name}", f"the {name} maintenance schedule")
+    book = Playbook(f"maintenance-{name}", "", f"the {name} maintenance schedule")
     if not book.available:
         raise OpsplayError(f"schedule '{name}' has no playbook ({book.path})")
     return book

@@ -24,9 +24,11 @@ def command(settings: Settings, name: str | None, list_only: bool, **kwargs: Any
     if list_only:
         books = available_procedures()
         width = max((len(b.name) for b in books), default=0)
+        roles = max((len(b.role) for b in books), default=0) + len("roles/")
         for book in books:
             flag = "  [destructive]" if book.destructive else ""
-            click.echo(f"{book.name:<{width}}  {book.description}{flag}")
+            role = f"roles/{book.role}"
+            click.echo(f"{book.name:<{width}}  {role:<{roles}}  {book.description}{flag}")
         return 0
     if not name:
         raise OpsplayError("missing PROCEDURE (see 'opsplay run --list')")
