@@ -9,8 +9,8 @@ from opsplay.errors import ExitCode, OpsplayError
 from opsplay.guard import confirm_run
 from opsplay.procedures import Playbook
 
-SAFE = Playbook("health", "")
-DESTRUCTIVE = Playbook("restore", "", destructive=True)
+SAFE = Playbook("health", "health", "")
+DESTRUCTIVE = Playbook("restore", "pg_backup", "", destructive=True)
 
 
 def env(name):
