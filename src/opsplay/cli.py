@@ -13,7 +13,16 @@ import sys
 import click
 
 from opsplay import __version__
-from opsplay.commands import envs, history, hosts, lab, maintenance, run, schedule
+from opsplay.commands import (
+    envs,
+    history,
+    hosts,
+    lab,
+    maintenance,
+    report,
+    run,
+    schedule,
+)
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.settings import Settings
 
@@ -60,7 +69,16 @@ def cli(
     )
 
 
-for module in (maintenance, run, envs, hosts, history, schedule, lab):
+for module in (
+    maintenance,
+    run,
+    report,
+    envs,
+    hosts,
+    history,
+    schedule,
+    lab,
+):
     cli.add_command(module.command)
 
 

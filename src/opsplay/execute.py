@@ -65,6 +65,8 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
             vault_password_file=_path(options.vault_password_file),
             stream_output=stream,
             strategy=strategy,
+            # roles that keep files on the control node (reports) find the state dir here
+            environment={"OPSPLAY_STATE_DIR": str(state_dir)},
             event_handler=progress.handle,
         )
         try:

@@ -45,6 +45,7 @@ class RunRequest:
     vault_password_file: Path | None = None
     stream_output: bool = False  # echo ansible's own output (with -v)
     strategy: Strategy = field(default_factory=lambda: Strategy("linear", None, "stock"))
+    environment: dict[str, str] = field(default_factory=dict)  # for the playbook's lookups
     event_handler: EventHandler | None = None
 
 
@@ -89,7 +90,7 @@ def run_playbook(request: RunRequest) -> RunResult:
             forks=request.forks,
             verbosity=request.verbosity or None,
             cmdline=shlex.join(cmdline) if cmdline else None,
-            envvars=_envvars(request.strategy),
+            envvars={**_envvars(request.strategy), **request.environment},
             suppress_env_files=True,
             quiet=not request.stream_output,
             event_handler=_keep_events(request.event_handler),
