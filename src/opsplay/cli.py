@@ -19,6 +19,7 @@ from opsplay.commands import (
     hosts,
     lab,
     maintenance,
+    maintenance_mode,
     report,
     run,
     schedule,
@@ -71,6 +72,7 @@ def cli(
 
 for module in (
     maintenance,
+    maintenance_mode,
     run,
     report,
     envs,

@@ -80,6 +80,11 @@ PROCEDURES: dict[str, Playbook] = {
             "renew-certs", "cert_renewal", "renew due certificates with certbot and verify them"
         ),
         Playbook(
+            "maintenance-mode",
+            "maintenance_mode",
+            "maintenance page on or off (-e state=on|off; or opsplay maintenance-mode on|off)",
+        ),
+        Playbook(
             "security-updates",
             "security_updates",
             "apply security updates in batches",

@@ -1,0 +1,55 @@
+"""The weekly window on the lab: a failure inside it still turns maintenance mode off, logs the
+start and the failed end, fails the host with the original reason, and nginx answers again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from opsplay.errors import ExitCode
+
+HOST = "opsplay-lab-1"
+
+
+def on_host(*cmd: str) -> str:
+    return subprocess.run(
+        ["podman", "exec", HOST, *cmd], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_failure_inside_the_window_closes_it(run_opsplay):
+    before = on_host("sh", "-c", "cat /var/log/opsplay-maintenance.log 2>/dev/null || true")
+    proc = run_opsplay(
+        "maintenance",
+        "weekly",
+        "--env",
+        "lab",
+        "--limit",
+        HOST,
+        "--json",
+        "-e",
+        '{"pg_maintenance_databases": ["no_such_db"]}',
+    )
+    assert proc.code == ExitCode.HOSTS_FAILED, proc.err
+    host = json.loads(proc.out)["hosts"][HOST]
+    assert "database no_such_db does not exist" in host["message"]
+
+    log = on_host("cat", "/var/log/opsplay-maintenance.log")[len(before) :].splitlines()
+    entries = [json.loads(line) for line in log]
+    assert [e["event"] for e in entries] == ["start", "end"]
+    assert entries[1]["outcome"] == "failed" and entries[0]["env"] == "lab"
+    assert on_host("sh", "-c", "test -e /var/lib/opsplay/maintenance.flag || echo gone") == "gone\n"
+    code = on_host("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/")
+    assert code == "200"
+
+
+def test_maintenance_mode_by_hand(run_opsplay):
+    assert run_opsplay("maintenance-mode", "on", "--env", "lab", "--limit", HOST).code == 0
+    try:
+        code = on_host("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/")
+        assert code == "503"
+    finally:
+        assert run_opsplay("maintenance-mode", "off", "--env", "lab", "--limit", HOST).code == 0
+    assert (
+        on_host("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/") == "200"
+    )
