@@ -75,7 +75,7 @@ class RunResult:
 def run_playbook(request: RunRequest) -> RunResult:
     import ansible_runner  # heavy: imported only when a playbook runs
 
-    secret_dir = Path(tempfile.mkdtemp(prefix="opsplay-", dir=_private_tmp()))
+    secret_dir = Path(tempfile.mkdtemp(prefix=f"opsplay-{request.ident}-", dir=_private_tmp()))
     old_umask = os.umask(0o077)  # everything ansible-runner writes is private
     try:
         cmdline = _cmdline(request, secret_dir)

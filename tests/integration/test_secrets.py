@@ -85,4 +85,7 @@ def test_canaries_never_stored_or_printed(run_opsplay, secret_inventory):
         data = path.read_bytes()
         for canary in canaries:
             assert canary.encode() not in data, (canary, path)
-    assert not list(Path("/dev/shm").glob("opsplay-*"))  # per-run inputs removed
+    run_ids = [p.name for p in (run_opsplay.state / "runs").iterdir()]
+    assert len(run_ids) == 3
+    for run_id in run_ids:  # per-run inputs removed (named after the run: other runs may go on)
+        assert not list(Path("/dev/shm").glob(f"opsplay-{run_id}-*")), run_id

@@ -1,0 +1,840 @@
+#!/usr/bin/python3
+# Managed by the opsplay `pg_backup` role.
+"""Ansible module of the pg_backup role: dump, verify, list, prune and annotate PostgreSQL backups.
+
+Layout under ``backup_dir`` (0700, files 0600, owned by the OS user this runs as):
+
+    DB/DB_20261124T031500Z.dump          archive (custom format), or DB_....dir/ (directory format)
+    DB/DB_20261124T031500Z.dump.sha256   sha256sum(1) format, relative to DB/
+    DB/DB_20261124T031500Z.dump.json     manifest
+    _globals/_globals_....sql            pg_dumpall --globals-only (+ .sha256, .json)
+
+A dump is written under a hidden temporary name (``.NAME.tmp``), verified (pg_restore of the whole
+archive to /dev/null), checksummed, described by its manifest, and only then renamed to its final
+name; any failure removes the temporary files and leaves every earlier backup alone.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backup_archive
+short_description: Dump, verify, list, prune and annotate PostgreSQL backups (opsplay pg_backup role)
+description:
+  - Internal module of the opsplay pg_backup role; see the role's README and meta/argument_specs.yml.
+  - Runs on the database host as the PostgreSQL OS user (become), connects with psycopg2.
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [backup, verify, list, retention, record]
+  backup_dir:
+    description: Directory holding one sub-directory of backups per database.
+    type: path
+    required: true
+  databases:
+    description: Databases to back up (backup) or to consider (other actions); empty means all.
+    type: list
+    elements: str
+    default: []
+  globals:
+    description: Also dump roles and tablespaces (pg_dumpall --globals-only).
+    type: bool
+    default: true
+  format:
+    description: pg_dump archive format.
+    type: str
+    default: custom
+    choices: [custom, directory]
+  jobs:
+    description: Parallel pg_dump jobs (directory format only).
+    type: int
+    default: 1
+  compress:
+    description: Value of pg_dump --compress; empty for pg_dump's default.
+    type: str
+    default: ""
+  lock_wait_timeout:
+    description: Value of pg_dump --lock-wait-timeout, also the lock_timeout of the row-count session.
+    type: str
+    default: 60s
+  row_counts_query:
+    description: SQL returning (table, rows); run in the dump's snapshot. Empty to skip counting.
+    type: str
+    default: ""
+  reuse_newer_than:
+    description: Seconds; skip a database whose newest good backup ended more recently. 0 dumps always.
+    type: int
+    default: 0
+  names:
+    description: Backups (file names) to verify; empty means every backup.
+    type: list
+    elements: str
+    default: []
+  keep_last:
+    description: Retention, the N newest verified backups (at least the newest is always kept).
+    type: int
+    default: 1
+  keep_daily:
+    description: Retention, newest backup of each of the last N days that have backups.
+    type: int
+    default: 7
+  keep_weekly:
+    description: Retention, newest backup of each of the last N ISO weeks that have backups.
+    type: int
+    default: 4
+  keep_monthly:
+    description: Retention, newest backup of each of the last N months that have backups.
+    type: int
+    default: 6
+  not_good:
+    description: Backups (names) retention must not count as good (failed this run's verification).
+    type: list
+    elements: str
+    default: []
+  name:
+    description: Backup annotated by action=record.
+    type: str
+  result:
+    description: Restore test result recorded by action=record (ok, message, duration, database).
+    type: dict
+  bin_dir:
+    description: Directory of pg_dump, pg_dumpall and pg_restore; empty to use PATH.
+    type: str
+    default: ""
+  login_host:
+    description: Server host; empty to use login_unix_socket.
+    type: str
+    default: ""
+  login_unix_socket:
+    description: Directory of the server's unix socket.
+    type: str
+    default: /var/run/postgresql
+  login_port:
+    description: Server port.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to connect as.
+    type: str
+    default: postgres
+  login_password:
+    description: Password, if any.
+    type: str
+    default: ""
+  maintenance_db:
+    description: Database used to list the others.
+    type: str
+    default: postgres
+author: opsplay
+"""
+
+import datetime
+import errno
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+GLOBALS = "_globals"
+STAMP = "%Y%m%dT%H%M%SZ"
+EXTENSIONS = {"custom": ".dump", "directory": ".dir", "sql": ".sql"}
+GLOBALS_TRAILER = b"PostgreSQL database cluster dump complete"
+
+
+class BackupError(Exception):
+    """A failure reported to the user as one line."""
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc
+    )
+
+
+def describe_os_error(exc, what):
+    if exc.errno == errno.ENOSPC:
+        return "disk full (%s) while writing %s" % (exc.strerror, what)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied: %s" % (exc.filename or what)
+    return "%s: %s" % (what, exc.strerror or exc)
+
+
+def describe_tool_error(tool, stderr, where):
+    """One clear line out of pg_dump / pg_restore's stderr."""
+    text = stderr.strip()
+    if "No space left on device" in text:
+        return "disk full (No space left on device) in %s" % where
+    if "could not obtain lock" in text or "lock timeout" in text:
+        line = [l for l in text.splitlines() if "lock" in l]
+        return "lock wait timeout: %s" % (line[0].split("error: ", 1)[-1] if line else text)
+    if "Permission denied" in text:
+        return (
+            "permission denied: %s"
+            % [l for l in text.splitlines() if "Permission denied" in l][0].split("error: ", 1)[-1]
+        )
+    errors = (
+        [l for l in text.splitlines() if "error:" in l or "ERROR:" in l]
+        or text.splitlines()
+        or ["failed"]
+    )
+    return "%s: %s" % (tool, errors[0].split("error: ", 1)[-1].strip())
+
+
+def remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def archive_files(path):
+    """Files of an archive (one file, or every file of a directory-format archive), sorted."""
+    if os.path.isdir(path):
+        return sorted(os.path.join(path, f) for f in os.listdir(path))
+    return [path]
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksum_lines(archive, final_name):
+    """sha256sum(1) lines for the archive, named as they will be once renamed to final_name."""
+    lines = []
+    for path in archive_files(archive):
+        rel = final_name if path == archive else os.path.join(final_name, os.path.basename(path))
+        lines.append("%s  %s\n" % (sha256_file(path), rel))
+    return "".join(lines)
+
+
+def archive_size(path):
+    return sum(os.path.getsize(p) for p in archive_files(path))
+
+
+def write_file(path, text):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class Backups:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.root = self.p["backup_dir"]
+        self.changed = False
+
+    # -- connections and tools ---------------------------------------------------------------
+    def tool(self, name):
+        return os.path.join(self.p["bin_dir"], name) if self.p["bin_dir"] else name
+
+    def env(self):
+        env = dict(os.environ)
+        env["PGHOST"] = self.p["login_host"] or self.p["login_unix_socket"]
+        env["PGPORT"] = str(self.p["login_port"])
+        env["PGUSER"] = self.p["login_user"]
+        if self.p["login_password"]:
+            env["PGPASSWORD"] = self.p["login_password"]
+        return env
+
+    def connect(self, dbname):
+        try:
+            import psycopg2
+        except ImportError:
+            raise BackupError("python3-psycopg2 is missing on the host")
+        where = "%s:%s" % (
+            self.p["login_host"] or self.p["login_unix_socket"],
+            self.p["login_port"],
+        )
+        try:
+            return psycopg2.connect(
+                dbname=dbname,
+                host=self.p["login_host"] or self.p["login_unix_socket"],
+                port=self.p["login_port"],
+                user=self.p["login_user"],
+                password=self.p["login_password"] or None,
+                connect_timeout=10,
+                application_name="opsplay pg_backup",
+            )
+        except psycopg2.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or ["unknown error"])[0]
+            if "does not exist" in first and dbname in first:
+                raise BackupError("database %s does not exist" % dbname)
+            raise BackupError("PostgreSQL server not reachable at %s: %s" % (where, first))
+
+    def run(self, argv, where):
+        proc = subprocess.run(
+            argv,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BackupError(
+                describe_tool_error(os.path.basename(argv[0]), proc.stderr or proc.stdout, where)
+            )
+        return proc
+
+    # -- reading what is on disk --------------------------------------------------------------
+    def db_dir(self, database):
+        return os.path.join(self.root, database)
+
+    def manifests(self, databases=None):
+        """Every backup (manifest + archive) under backup_dir, oldest first."""
+        found = []
+        if not os.path.isdir(self.root):
+            return found
+        try:
+            subdirs = sorted(os.listdir(self.root))
+        except OSError as exc:
+            raise BackupError(describe_os_error(exc, self.root))
+        for sub in subdirs:
+            if databases and sub not in databases and sub != GLOBALS:
+                continue
+            folder = os.path.join(self.root, sub)
+            if sub.startswith(".") or not os.path.isdir(folder):
+                continue
+            for entry in sorted(os.listdir(folder)):
+                if entry.startswith(".") or not entry.endswith(".json"):
+                    continue
+                path = os.path.join(folder, entry)
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        manifest = json.load(handle)
+                except (OSError, ValueError) as exc:
+                    manifest = {"name": entry[:-5], "database": sub, "unreadable": str(exc)}
+                manifest["manifest_path"] = path
+                manifest["path"] = os.path.join(folder, manifest.get("name", entry[:-5]))
+                manifest.setdefault("name", entry[:-5])
+                found.append(manifest)
+        found.sort(key=lambda m: (m.get("started", ""), m["name"]))
+        return found
+
+    @staticmethod
+    def is_good(manifest):
+        return "unreadable" not in manifest and manifest.get("verified", {}).get("ok") is True
+
+    def save_manifest(self, manifest):
+        data = {k: v for k, v in manifest.items() if k not in ("manifest_path", "path")}
+        tmp = os.path.join(
+            os.path.dirname(manifest["manifest_path"]),
+            "." + os.path.basename(manifest["manifest_path"]) + ".tmp",
+        )
+        try:
+            write_file(tmp, json.dumps(data, indent=2, sort_keys=True) + "\n")
+            os.rename(tmp, manifest["manifest_path"])
+        except OSError as exc:
+            remove(tmp)
+            raise BackupError(describe_os_error(exc, manifest["manifest_path"]))
+
+    # -- verification -------------------------------------------------------------------------
+    def check_archive(self, manifest):
+        """'' when the archive is complete and matches its checksum, else the problem."""
+        if "unreadable" in manifest:
+            return "manifest unreadable (%s)" % manifest["unreadable"]
+        path = manifest["path"]
+        if not os.path.exists(path):
+            return "archive missing"
+        folder = os.path.dirname(path)
+        try:
+            with open(path + ".sha256", encoding="utf-8") as handle:
+                expected = [line.split(None, 1) for line in handle if line.strip()]
+        except OSError as exc:
+            return "checksum file unreadable (%s)" % (exc.strerror or exc)
+        listed = sorted(rel.strip() for _, rel in expected)
+        actual = sorted(os.path.relpath(p, folder) for p in archive_files(path))
+        if listed != actual:
+            return "archive files differ from the checksum file"
+        for digest, rel in expected:
+            if sha256_file(os.path.join(folder, rel.strip())) != digest:
+                return "checksum mismatch (%s)" % rel.strip()
+        return self.readable(path, manifest.get("format"))
+
+    def readable(self, path, fmt):
+        """Read the whole archive: '' when it is complete, else the problem."""
+        if fmt == "sql":
+            with open(path, "rb") as handle:
+                handle.seek(max(0, os.path.getsize(path) - 200))
+                tail = handle.read()
+            return "" if GLOBALS_TRAILER in tail else "incomplete (no end-of-dump marker)"
+        proc = subprocess.run(
+            [self.tool("pg_restore"), "--file", os.devnull, path],
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            lines = (proc.stderr or "failed").strip().splitlines()
+            return "unreadable archive (%s)" % lines[0].split("error: ", 1)[-1]
+        return ""
+
+    def verify(self):
+        wanted = set(self.p["names"])
+        results = []
+        for manifest in self.manifests(self.p["databases"]):
+            if wanted and manifest["name"] not in wanted:
+                continue
+            problem = self.check_archive(manifest)
+            ok = not problem
+            results.append(
+                {
+                    "name": manifest["name"],
+                    "database": manifest.get("database"),
+                    "ok": ok,
+                    "problem": problem,
+                }
+            )
+            recorded = manifest.get("verified", {})
+            if "unreadable" not in manifest and (
+                recorded.get("ok") is not ok or recorded.get("problem", "") != problem
+            ):
+                self.changed = True
+                if not self.module.check_mode:
+                    manifest["verified"] = {"ok": ok, "at": iso(now()), "problem": problem}
+                    self.save_manifest(manifest)
+        missing = wanted - {r["name"] for r in results}
+        for name in sorted(missing):
+            results.append(
+                {"name": name, "database": None, "ok": False, "problem": "no such backup"}
+            )
+        bad = [r for r in results if not r["ok"]]
+        return {
+            "verified": results,
+            "bad": bad,
+            "msg": "; ".join("backup %s is bad: %s" % (r["name"], r["problem"]) for r in bad)
+            or "%d backups verified" % len(results),
+        }
+
+    # -- backup -------------------------------------------------------------------------------
+    def server(self):
+        conn = self.connect(self.p["maintenance_db"])
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW server_version")
+                version = cur.fetchone()[0]
+                cur.execute(
+                    "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1"
+                )
+                databases = [row[0] for row in cur.fetchall()]
+        finally:
+            conn.close()
+        return version, databases
+
+    def prepare_dir(self, path):
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            probe = os.path.join(path, ".write-test.tmp")
+            with open(probe, "w", encoding="utf-8"):
+                pass
+            os.unlink(probe)
+        except OSError as exc:
+            raise BackupError(describe_os_error(exc, path))
+
+    def clean_leftovers(self, folder):
+        """Temporary files of an interrupted earlier run (never final names)."""
+        removed = []
+        for entry in os.listdir(folder):
+            if entry.startswith(".") and entry.endswith(".tmp"):
+                removed.append(entry)
+                if not self.module.check_mode:
+                    remove(os.path.join(folder, entry))
+        return removed
+
+    def fresh(self, database):
+        limit = self.p["reuse_newer_than"]
+        if limit <= 0:
+            return None
+        good = [
+            m
+            for m in self.manifests([database])
+            if m.get("database") == database and self.is_good(m)
+        ]
+        if good and (now() - parse_iso(good[-1]["ended"])).total_seconds() < limit:
+            return good[-1]["name"]
+        return None
+
+    def backup(self):
+        version, existing = self.server()
+        wanted = self.p["databases"] or existing
+        missing = [d for d in wanted if d not in existing]
+        if missing:
+            raise BackupError(
+                "database%s %s do%s not exist"
+                % (
+                    "s" if len(missing) > 1 else "",
+                    ", ".join(missing),
+                    "" if len(missing) > 1 else "es",
+                )
+            )
+        bad_names = [d for d in wanted if "/" in d or d.startswith(".") or d == GLOBALS]
+        if bad_names:
+            raise BackupError(
+                "database names unusable as directory names: %s" % ", ".join(bad_names)
+            )
+        todo = ([GLOBALS] if self.p["globals"] else []) + list(wanted)
+        if not self.module.check_mode:
+            self.prepare_dir(self.root)
+        done, skipped, leftovers = [], [], []
+        for database in todo:
+            folder = self.db_dir(database)
+            if os.path.isdir(folder):
+                leftovers += [os.path.join(database, f) for f in self.clean_leftovers(folder)]
+            reuse = self.fresh(database)
+            if reuse:
+                skipped.append({"database": database, "name": reuse})
+                continue
+            self.changed = True
+            if self.module.check_mode:
+                done.append({"database": database, "name": None})
+                continue
+            self.prepare_dir(folder)
+            try:
+                done.append(self.dump(database, folder, version))
+            except BackupError as exc:
+                raise BackupError(
+                    "backup of %s failed: %s; no backup written, earlier backups untouched%s"
+                    % (
+                        "globals" if database == GLOBALS else "database " + database,
+                        exc,
+                        ""
+                        if not done
+                        else " (completed before the failure: %s)"
+                        % ", ".join(d["name"] for d in done),
+                    )
+                )
+        if leftovers:
+            self.changed = True
+        return {
+            "backups": done,
+            "reused": skipped,
+            "leftovers_removed": leftovers,
+            "server_version": version,
+            "msg": "backed up: %s; reused fresh backups: %s"
+            % (
+                ", ".join(d["name"] or d["database"] for d in done) or "none",
+                ", ".join(s["name"] for s in skipped) or "none",
+            ),
+        }
+
+    def new_name(self, database, folder, ext):
+        while True:
+            started = now().replace(microsecond=0)
+            name = "%s_%s%s" % (database, started.strftime(STAMP), ext)
+            if not os.path.exists(os.path.join(folder, name)) and not os.path.exists(
+                os.path.join(folder, name + ".json")
+            ):
+                return name, started
+            time.sleep(0.5)
+
+    def dump(self, database, folder, version):
+        fmt = "sql" if database == GLOBALS else self.p["format"]
+        name, started = self.new_name(database, folder, EXTENSIONS[fmt])
+        final = os.path.join(folder, name)
+        tmp = {
+            key: os.path.join(folder, ".%s%s.tmp" % (name, suffix))
+            for key, suffix in (("archive", ""), ("sha256", ".sha256"), ("json", ".json"))
+        }
+        clock = time.monotonic()
+        conn = None
+        try:
+            counts = None
+            if fmt == "sql":
+                self.run(
+                    [self.tool("pg_dumpall"), "--globals-only", "--file", tmp["archive"]], folder
+                )
+            else:
+                argv = [
+                    self.tool("pg_dump"),
+                    "--format",
+                    fmt,
+                    "--file",
+                    tmp["archive"],
+                    "--lock-wait-timeout",
+                    self.p["lock_wait_timeout"],
+                    "--no-password",
+                ]
+                if self.p["compress"]:
+                    argv += ["--compress", self.p["compress"]]
+                if fmt == "directory" and self.p["jobs"] > 1:
+                    argv += ["--jobs", str(self.p["jobs"])]
+                if self.p["row_counts_query"]:
+                    conn, snapshot, counts = self.count_rows(database)
+                    argv += ["--snapshot", snapshot]
+                self.run(argv + ["--dbname", database], folder)
+            if conn is not None:
+                conn.rollback()
+                conn.close()
+                conn = None
+            ended = now().replace(microsecond=0)
+            problem = self.readable(tmp["archive"], fmt)
+            if problem:
+                raise BackupError("the new archive failed verification: %s" % problem)
+            sums = checksum_lines(tmp["archive"], name)
+            manifest = {
+                "name": name,
+                "database": database,
+                "format": fmt,
+                "compress": self.p["compress"] if fmt != "sql" else "",
+                "server_version": version,
+                "started": iso(started),
+                "ended": iso(ended),
+                "duration_seconds": round(time.monotonic() - clock, 3),
+                "size_bytes": archive_size(tmp["archive"]),
+                "sha256": sums.split()[0]
+                if fmt != "directory"
+                else hashlib.sha256(sums.encode()).hexdigest(),
+                "row_counts": counts,
+                "verified": {"ok": True, "at": iso(ended), "problem": ""},
+                "restore_test": None,
+            }
+            write_file(tmp["sha256"], sums)
+            write_file(tmp["json"], json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            for path in archive_files(tmp["archive"]):
+                fsync_path(path)
+            # The archive gets its final name last: a final name always means a complete backup.
+            os.rename(tmp["sha256"], final + ".sha256")
+            os.rename(tmp["json"], final + ".json")
+            os.rename(tmp["archive"], final)
+            fsync_path(folder)
+        except OSError as exc:
+            self.undo(tmp, final)
+            raise BackupError(describe_os_error(exc, folder))
+        except BaseException:
+            self.undo(tmp, final)
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
+        return {
+            "database": database,
+            "name": name,
+            "path": final,
+            "size_bytes": manifest["size_bytes"],
+            "duration_seconds": manifest["duration_seconds"],
+        }
+
+    @staticmethod
+    def undo(tmp, final):
+        for path in tmp.values():
+            remove(path)
+        if not os.path.exists(final):
+            remove(final + ".sha256")
+            remove(final + ".json")
+
+    def count_rows(self, database):
+        """Open a REPEATABLE READ transaction, export its snapshot for pg_dump and count rows in it."""
+        import psycopg2
+
+        conn = self.connect(database)
+        try:
+            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", (self.p["lock_wait_timeout"],)
+                )
+                cur.execute("SELECT pg_export_snapshot()")
+                snapshot = cur.fetchone()[0]
+                cur.execute(self.p["row_counts_query"])
+                counts = {row[0]: int(row[1]) for row in cur.fetchall()}
+        except psycopg2.Error as exc:
+            conn.close()
+            first = (str(exc).strip().splitlines() or ["error"])[0]
+            if "lock timeout" in first:
+                raise BackupError(
+                    "lock wait timeout (%s) counting rows: a table is locked"
+                    % self.p["lock_wait_timeout"]
+                )
+            raise BackupError("counting rows: %s" % first)
+        return conn, snapshot, counts
+
+    # -- listing, retention, annotations ------------------------------------------------------
+    def listing(self):
+        backups = []
+        for m in self.manifests(self.p["databases"]):
+            backups.append(
+                {
+                    k: m.get(k)
+                    for k in (
+                        "name",
+                        "database",
+                        "path",
+                        "format",
+                        "started",
+                        "ended",
+                        "duration_seconds",
+                        "size_bytes",
+                        "sha256",
+                        "server_version",
+                        "verified",
+                        "restore_test",
+                        "row_counts",
+                    )
+                }
+                | {"good": self.is_good(m)}
+            )
+        newest, summary = {}, {}
+        for b in backups:
+            entry = summary.setdefault(b["database"], {"good": 0, "bad": 0})
+            entry["good" if b["good"] else "bad"] += 1
+            if b["good"]:
+                newest[b["database"]] = b
+                entry.update(
+                    last_success=int(parse_iso(b["ended"]).timestamp()),
+                    size_bytes=b["size_bytes"],
+                    duration_seconds=b["duration_seconds"],
+                )
+            test = b["restore_test"] or {}
+            if test.get("at") and test["at"] >= entry.get("restore_test_at", ""):
+                entry.update(
+                    restore_test_at=test["at"],
+                    restore_test_ok=bool(test.get("ok")),
+                    restore_test_timestamp=int(parse_iso(test["at"]).timestamp()),
+                )
+        return {
+            "backups": backups,
+            "newest_good": newest,
+            "summary": summary,
+            "msg": "%d backups" % len(backups),
+        }
+
+    def retention(self):
+        not_good = set(self.p["not_good"])
+        by_db = {}
+        for m in self.manifests(self.p["databases"]):
+            by_db.setdefault(m.get("database"), []).append(m)
+        delete, keep = [], {}
+        for database, items in sorted(by_db.items()):
+            good = [m for m in items if self.is_good(m) and m["name"] not in not_good]
+            if not good:
+                continue  # nothing verified to fall back on: delete nothing
+            good.sort(key=lambda m: m["started"], reverse=True)
+            reasons = {m["name"]: ["last"] for m in good[: max(1, self.p["keep_last"])]}
+            rules = (
+                ("daily", self.p["keep_daily"], lambda t: t.strftime("%Y-%m-%d")),
+                ("weekly", self.p["keep_weekly"], lambda t: "%d-W%02d" % t.isocalendar()[:2]),
+                ("monthly", self.p["keep_monthly"], lambda t: t.strftime("%Y-%m")),
+            )
+            for rule, count, bucket in rules:
+                seen = []
+                for m in good:
+                    key = bucket(parse_iso(m["started"]))
+                    if key in seen:
+                        continue
+                    if len(seen) >= count:
+                        break
+                    seen.append(key)
+                    reasons.setdefault(m["name"], []).append(rule)
+            keep.update({name: "+".join(r) for name, r in reasons.items()})
+            # Only verified backups are pruned; bad ones stay for inspection (and keep failing
+            # verification until someone removes them).
+            delete += [m for m in good if m["name"] not in reasons]
+        if delete and not self.module.check_mode:
+            for m in delete:
+                remove(m["path"])
+                remove(m["path"] + ".sha256")
+                remove(m["manifest_path"])
+        self.changed = bool(delete)
+        names = [m["name"] for m in delete]
+        return {
+            "deleted": names,
+            "kept": keep,
+            "msg": ("would delete: " if self.module.check_mode else "deleted: ")
+            + (", ".join(names) or "nothing"),
+        }
+
+    def record(self):
+        for m in self.manifests():
+            if m["name"] == self.p["name"]:
+                result = dict(self.p["result"] or {})
+                result.setdefault("at", iso(now()))
+                self.changed = True
+                if not self.module.check_mode:
+                    m["restore_test"] = result
+                    self.save_manifest(m)
+                return {"msg": "recorded restore test of %s" % m["name"]}
+        raise BackupError("no backup named %s" % self.p["name"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(
+                type="str",
+                required=True,
+                choices=["backup", "verify", "list", "retention", "record"],
+            ),
+            backup_dir=dict(type="path", required=True),
+            databases=dict(type="list", elements="str", default=[]),
+            globals=dict(type="bool", default=True),
+            format=dict(type="str", default="custom", choices=["custom", "directory"]),
+            jobs=dict(type="int", default=1),
+            compress=dict(type="str", default=""),
+            lock_wait_timeout=dict(type="str", default="60s"),
+            row_counts_query=dict(type="str", default=""),
+            reuse_newer_than=dict(type="int", default=0),
+            names=dict(type="list", elements="str", default=[]),
+            keep_last=dict(type="int", default=1),
+            keep_daily=dict(type="int", default=7),
+            keep_weekly=dict(type="int", default=4),
+            keep_monthly=dict(type="int", default=6),
+            not_good=dict(type="list", elements="str", default=[]),
+            name=dict(type="str"),
+            result=dict(type="dict"),
+            bin_dir=dict(type="str", default=""),
+            login_host=dict(type="str", default=""),
+            login_unix_socket=dict(type="str", default="/var/run/postgresql"),
+            login_port=dict(type="int", default=5432),
+            login_user=dict(type="str", default="postgres"),
+            login_password=dict(type="str", default="", no_log=True),
+            maintenance_db=dict(type="str", default="postgres"),
+        ),
+        supports_check_mode=True,
+    )
+    os.umask(0o077)  # archives, checksums and manifests 0600, directories 0700
+    backups = Backups(module)
+    try:
+        result = getattr(
+            backups, {"list": "listing"}.get(module.params["action"], module.params["action"])
+        )()
+    except BackupError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=describe_os_error(exc, module.params["backup_dir"]))
+    module.exit_json(changed=backups.changed, **result)
+
+
+if __name__ == "__main__":
+    main()
