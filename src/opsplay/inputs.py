@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from opsplay.errors import OpsplayError
+from opsplay.options import require_env
 
 
 @dataclass
@@ -34,8 +35,7 @@ class RunOptions:
     @classmethod
     def from_click(cls, **kwargs: Any) -> RunOptions:
         options = cls(**kwargs)
-        if not options.env:
-            raise OpsplayError("missing --env ENV (or OPSPLAY_ENV)")
+        options.env = require_env(options.env)
         options.extravars, options.extravar_files = parse_extra_vars(options.extra_vars)
         if options.notify_url and not options.notify_url.startswith(("http://", "https://")):
             raise OpsplayError("--notify-url must be an http:// or https:// URL")

@@ -10,16 +10,28 @@ from typing import Any, TypeVar
 
 import click
 
+from opsplay.errors import OpsplayError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def env_option(dest: str = "env_name", help_text: str = "Environment.") -> Callable[[F], F]:
+    """``--env ENV`` (or OPSPLAY_ENV); commands that need it call ``require_env``."""
+    return click.option("--env", dest, envvar="OPSPLAY_ENV", metavar="ENV", help=help_text)
+
+
+def require_env(name: str | None) -> str:
+    if not name:
+        raise OpsplayError("missing --env ENV (or OPSPLAY_ENV)")
+    return name
+
+
+JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, envvar="OPSPLAY_JSON", help="Print JSON."
+)
+
 RUN_OPTIONS = (
-    click.option(
-        "--env",
-        "env",
-        envvar="OPSPLAY_ENV",
-        metavar="ENV",
-        help="Environment (inventories/ENV) to run against.",
-    ),
+    env_option("env", "Environment (inventories/ENV) to run against."),
     click.option("--limit", envvar="OPSPLAY_LIMIT", help="Further limit hosts (Ansible pattern)."),
     click.option(
         "--check",

@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from opsplay.options import JSON_OPTION
+
 if TYPE_CHECKING:
     from opsplay.settings import Settings
 
 
 @click.command("envs")
-@click.option("--json", "as_json", is_flag=True, envvar="OPSPLAY_JSON", help="Print JSON.")
+@JSON_OPTION
 @click.pass_obj
 def command(settings: Settings, as_json: bool) -> int:
     """List environments: hosts, groups (with host counts), protection."""

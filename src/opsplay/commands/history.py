@@ -11,11 +11,12 @@ if TYPE_CHECKING:
     from opsplay.settings import Settings
 
 from opsplay.errors import OpsplayError
+from opsplay.options import JSON_OPTION, env_option
 
 
 @click.group("history", invoke_without_command=True)
-@click.option("--env", "env_name", envvar="OPSPLAY_ENV", metavar="ENV", help="Only this env.")
-@click.option("--json", "as_json", is_flag=True, envvar="OPSPLAY_JSON", help="Print JSON.")
+@env_option(help_text="Only this env.")
+@JSON_OPTION
 @click.pass_context
 def command(ctx: click.Context, env_name: str | None, as_json: bool) -> int:
     """List past runs: id, env, what ran, start, duration, status, changed/failed."""

@@ -9,19 +9,18 @@ import click
 if TYPE_CHECKING:
     from opsplay.settings import Settings
 
-from opsplay.errors import OpsplayError
+from opsplay.options import JSON_OPTION, env_option, require_env
 
 
 @click.command("hosts")
-@click.option("--env", "env_name", envvar="OPSPLAY_ENV", metavar="ENV", help="Environment.")
-@click.option("--json", "as_json", is_flag=True, envvar="OPSPLAY_JSON", help="Print JSON.")
+@env_option()
+@JSON_OPTION
 @click.pass_obj
 def command(settings: Settings, env_name: str | None, as_json: bool) -> int:
     """Show the resolved hosts of an environment."""
     from opsplay.environments import load_environment
 
-    if not env_name:
-        raise OpsplayError("missing --env ENV (or OPSPLAY_ENV)")
+    env_name = require_env(env_name)
     env = load_environment(settings.inventories(), env_name)
     groups = {h: sorted(g - {"all"}) for h, g in sorted(env.host_groups.items())}
     if as_json:

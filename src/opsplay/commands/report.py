@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from opsplay.settings import Settings
 
 from opsplay.errors import OpsplayError
+from opsplay.options import JSON_OPTION, env_option, require_env
 
 
 def reports_root(settings: Settings) -> Path:
@@ -28,13 +29,12 @@ def reports_root(settings: Settings) -> Path:
 
 
 @click.command("report")
-@click.option("--env", "env_name", envvar="OPSPLAY_ENV", metavar="ENV", help="Environment.")
-@click.option("--json", "as_json", is_flag=True, envvar="OPSPLAY_JSON", help="Print JSON.")
+@env_option()
+@JSON_OPTION
 @click.pass_obj
 def command(settings: Settings, env_name: str | None, as_json: bool) -> int:
     """Print the newest PostgreSQL maintenance report (vacuum, reindex) of an environment."""
-    if not env_name:
-        raise OpsplayError("missing --env ENV (or OPSPLAY_ENV)")
+    env_name = require_env(env_name)
     directory = reports_root(settings) / env_name
     suffix = ".json" if as_json else ".md"
     found = sorted(directory.glob(f"*{suffix}")) if directory.is_dir() else []
