@@ -38,9 +38,10 @@ BIN = Path(sys.executable).parent
 OPSPLAY = str(BIN / "opsplay")
 PLAYBOOK = REPO / "playbooks" / "maintenance-weekly.yml"
 
-# The runbooks' shell for each procedure of the weekly schedule (runbook 004's daily health
-# check script, one command per check). A procedure missing here makes the benchmark refuse:
-# C must do the same work as A.
+# The runbooks' shell for the work of each role in the weekly schedule, one command per step as
+# an operator types it (runbook 004's daily check script, 002's pg_dump / VACUUM / logrotate /
+# certbot lines, 001's maintenance mode). A role missing here makes the benchmark refuse: C must do
+# the same work as A.
 RUNBOOK_COMMANDS: dict[str, list[str]] = {
     "health": [
         "df / | tail -1 | awk '{print $5}'",
@@ -48,12 +49,25 @@ RUNBOOK_COMMANDS: dict[str, list[str]] = {
         "pg_isready -h 127.0.0.1 -p 5432",
         "curl -fsS -o /dev/null http://127.0.0.1/",
     ],
+    "pg_backup": [
+        "su postgres -c 'pg_dump -Fc postgres' > /var/tmp/postgres.dump",
+        "ls -la /var/tmp/postgres.dump",
+    ],
+    "maintenance_mode": ["mkdir -p /var/lib/opsplay && touch /var/lib/opsplay/maintenance.flag"],
+    "pg_maintenance": ["su postgres -c \"psql -qc 'VACUUM ANALYZE;'\""],
+    "log_rotation": ["logrotate -d /etc/logrotate.conf 2>/dev/null"],
+    "cert_renewal": ["certbot renew --no-random-sleep-on-renew -q"],
 }
+# maintenance mode goes off again at the end of the window
+CLOSING_COMMANDS = ["rm -f /var/lib/opsplay/maintenance.flag"]
 
 
 def weekly_procedures() -> list[str]:
+    """The roles the weekly playbook applies, in order, each once."""
     text = PLAYBOOK.read_text(encoding="utf-8")
-    return re.findall(r"import_playbook:\s*([\w-]+)\.yml", text)
+    roles = re.findall(r"include_role:\s*\n\s*name:\s*([\w-]+)", text)
+    roles += re.findall(r"import_playbook:\s*([\w-]+)\.yml", text)
+    return list(dict.fromkeys(roles))
 
 
 def timed(
@@ -138,6 +152,7 @@ def manual_loop(hosts: list[str], procedures: list[str], inventory: Path) -> lis
         if procedure not in RUNBOOK_COMMANDS:
             raise SystemExit(f"benchmark: no runbook commands for '{procedure}' (add them)")
         commands += RUNBOOK_COMMANDS[procedure]
+    commands += CLOSING_COMMANDS
     ssh_hosts = yaml.safe_load(inventory.read_text())["all"].get("hosts") or {}
     steps = []
     for host in hosts:
