@@ -49,6 +49,7 @@ from opsplay.settings import Settings
     envvar="OPSPLAY_HISTORY_KEEP",
     help="Runs kept in the history.",
 )
+# read by main() before parsing (an error may come from parsing itself); declared for --help
 @click.option("--debug", is_flag=True, envvar="OPSPLAY_DEBUG", help="Show tracebacks.")
 @click.version_option(__version__, prog_name="opsplay")
 @click.pass_context
@@ -65,9 +66,7 @@ def cli(
     Exit codes: 0 ok, 1 error, 2 bad input, 3 hosts failed, 4 hosts unreachable,
     5 environment locked, 6 not confirmed, 130 interrupted.
     """
-    ctx.obj = Settings(
-        inventory_dir=inventory_dir, state_dir=state_dir, history_keep=history_keep, debug=debug
-    )
+    ctx.obj = Settings(inventory_dir=inventory_dir, state_dir=state_dir, history_keep=history_keep)
 
 
 for module in (

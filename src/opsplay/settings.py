@@ -17,12 +17,10 @@ class Settings:
         inventory_dir: str | None = None,
         state_dir: str | None = None,
         history_keep: int = 50,
-        debug: bool = False,
     ) -> None:
         self.inventory_dir = inventory_dir
         self.state_dir = state_dir
         self.history_keep = history_keep
-        self.debug = debug
 
     def inventories(self) -> Path:
         from opsplay.environments import inventory_root
