@@ -94,6 +94,17 @@ def _remove(names: list[str]) -> None:
         run_command(["podman", "rm", "--force", "--time", "0", *names], "podman rm")
 
 
+def _answers(name: str) -> bool:
+    """Whether a container podman lists as running really runs.
+
+    podman keeps a container's state in its database; when its processes die without
+    podman noticing (the machine's sessions are torn down, conmon killed), it still says
+    "running" while every exec fails with "cannot exec in a stopped container".
+    """
+    probe = subprocess.run(["podman", "exec", name, "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
 def ssh_port(name: str) -> int:
     return SSH_PORT_BASE + _sort_key(name)[0]
 
@@ -231,8 +242,15 @@ def _up(
             or existing[name]["ssh_port"] != str(ssh_port(name))
         )
     ]
+    dead = [name for name in names if name in existing and name not in stale and not _answers(name)]
     if extra:
         progress(f"removing {', '.join(extra)}")
+    if dead:
+        progress(f"{', '.join(dead)}: podman says running but exec fails; recreating")
+        # podman rm alone refuses such a container ("could not be stopped"); a stop
+        # first brings podman's record in line with what runc sees.
+        subprocess.run(["podman", "stop", "--time", "0", *dead], capture_output=True, check=False)
+        stale += dead
     _remove(extra + stale)
     for name in names:
         if name in existing and name not in stale:
