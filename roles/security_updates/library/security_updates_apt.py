@@ -1,0 +1,292 @@
+#!/usr/bin/python3
+"""Ansible module: the apt side of roles/security_updates, on the managed host.
+
+action=recover  wait (bounded) for the dpkg lock, then finish an interrupted dpkg run with
+                ``dpkg --configure -a``; changed when it had to.
+action=plan     read-only: which installed packages have upgrades, split into security and
+                other by the candidate's origin; the versions to install (security only, or
+                all); packages held (hold list or apt-mark hold) and upgrades refused because
+                they would drag a held package along; every installed version (to diff after
+                the upgrade); reboot-required and the services still running deleted
+                (replaced) libraries.
+
+Runs with python3-apt (apt_pkg), which Debian's apt module needs as well.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import os
+import re
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: security_updates_apt
+short_description: Plan security updates and recover dpkg (opsplay security_updates role)
+description: See the module docstring; used by roles/security_updates only.
+options:
+  action: {type: str, required: true, choices: [recover, plan]}
+  mode: {type: str, default: security, choices: [security, all]}
+  security_origins: {type: list, elements: dict, default: []}
+  hold: {type: list, elements: str, default: []}
+  lock_timeout: {type: int, default: 300}
+"""
+
+DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
+DPKG_UPDATES = "/var/lib/dpkg/updates"
+REBOOT_REQUIRED = "/var/run/reboot-required"
+# Mapped files under these prefixes that were replaced on disk mean the process runs old code.
+LIBRARY_PREFIXES = ("/usr/", "/lib", "/bin/", "/sbin/", "/opt/")
+UNIT = re.compile(r"/([^/]+\.service)(?:/|$)", re.MULTILINE)
+
+
+def lock_holder(path: str) -> bool:
+    """Whether another process holds ``path`` (apt and dpkg use fcntl record locks)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def wait_for_dpkg_lock(timeout: int) -> float:
+    """Wait until no process holds the dpkg locks; return the seconds waited."""
+    start = time.monotonic()
+    while any(lock_holder(path) for path in DPKG_LOCKS):
+        waited = time.monotonic() - start
+        if waited >= timeout:
+            raise TimeoutError(f"the dpkg lock is still held after {timeout} s")
+        time.sleep(1)
+    return round(time.monotonic() - start, 1)
+
+
+def interrupted_packages() -> list[str]:
+    """Packages dpkg left half-done (``dpkg --audit``), or ["(journal)"] for a pending journal."""
+    audit = subprocess.run(["dpkg", "--audit"], capture_output=True, text=True, check=False)
+    names = sorted(set(re.findall(r"^ (\S+)\s", audit.stdout, re.MULTILINE)))
+    if not names and os.path.isdir(DPKG_UPDATES) and any(
+        entry.isdigit() for entry in os.listdir(DPKG_UPDATES)
+    ):
+        names = ["(dpkg journal)"]
+    return names
+
+
+def recover(module: AnsibleModule) -> dict:
+    waited = wait_for_dpkg_lock(module.params["lock_timeout"])
+    broken = interrupted_packages()
+    result = {"changed": bool(broken), "waited": waited, "recovered": broken}
+    if broken and not module.check_mode:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", NEEDRESTART_SUSPEND="1")
+        proc = subprocess.run(
+            ["dpkg", "--configure", "-a", "--force-confdef", "--force-confold"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        if proc.returncode != 0:
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            module.fail_json(
+                msg=f"dpkg --configure -a failed (exit {proc.returncode}): "
+                + (lines[-1] if lines else "no output"),
+                **result,
+            )
+        left = interrupted_packages()
+        if left:
+            module.fail_json(
+                msg="dpkg --configure -a left packages half-configured: " + ", ".join(left),
+                **result,
+            )
+    return result
+
+
+def origin_fields(pkg_file) -> dict:
+    return {
+        "origin": pkg_file.origin or "",
+        "label": pkg_file.label or "",
+        "archive": pkg_file.archive or "",
+        "codename": pkg_file.codename or "",
+        "site": pkg_file.site or "",
+    }
+
+
+def matches(fields: dict, patterns: list[dict]) -> bool:
+    return any(
+        all(fnmatch.fnmatchcase(fields.get(key, ""), str(want)) for key, want in pattern.items())
+        for pattern in patterns
+    )
+
+
+def is_security(version, patterns: list[dict]) -> bool:
+    return any(matches(origin_fields(pf), patterns) for pf, _ in version.file_list)
+
+
+def describe_origin(version) -> str:
+    for pf, _ in version.file_list:
+        if pf.archive != "now":  # "now" is dpkg's status file, not a repository
+            fields = origin_fields(pf)
+            return f"{fields['origin']}/{fields['archive'] or fields['codename']}"
+    return "local"
+
+
+def drags_held(apt_pkg, cache, pkg, version, held: set[str]) -> tuple[bool, str]:
+    """Simulate installing ``version`` alone; whether it changes a held package, and which."""
+    depcache = apt_pkg.DepCache(cache)
+    depcache.set_candidate_ver(pkg, version)
+    depcache.mark_install(pkg, True, True)
+    if depcache.broken_count:
+        return True, "its dependencies cannot be satisfied"
+    for name in sorted(held):
+        try:
+            other = cache[name]
+        except KeyError:  # a hold-list entry that is not a known package
+            continue
+        if other.id != pkg.id and (depcache.marked_upgrade(other) or depcache.marked_delete(other)):
+            return True, f"it would change held package {name}"
+    return False, ""
+
+
+def outdated_services() -> tuple[list[str], list[str]]:
+    """Units (and other processes) that still map replaced files: they run the old code."""
+    units, others = set(), set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+                fields = (line.split(None, 5) for line in maps)
+                paths = (parts[5] for parts in fields if len(parts) == 6)
+                stale = any(
+                    path.startswith(LIBRARY_PREFIXES) and path.endswith(" (deleted)\n")
+                    for path in paths
+                )
+            if not stale:
+                continue
+            with open(f"/proc/{pid}/cgroup", encoding="utf-8") as cgroup:
+                found = UNIT.findall(cgroup.read())
+            if found:
+                units.add(found[-1])
+            else:
+                with open(f"/proc/{pid}/comm", encoding="utf-8") as comm:
+                    others.add(f"{comm.read().strip()} (pid {pid})")
+        except OSError:  # gone, or not ours to read (containers without CAP_SYS_PTRACE)
+            continue
+    return sorted(units), sorted(others)
+
+
+def reboot_state() -> tuple[bool, list[str]]:
+    if not os.path.exists(REBOOT_REQUIRED):
+        return False, []
+    try:
+        with open(REBOOT_REQUIRED + ".pkgs", encoding="utf-8") as pkgs:
+            return True, sorted({line.strip() for line in pkgs if line.strip()})
+    except OSError:
+        return True, []
+
+
+def plan(module: AnsibleModule) -> dict:
+    try:
+        import apt_pkg
+    except ImportError:
+        module.fail_json(msg="python3-apt is not installed on the host (apt install python3-apt)")
+    apt_pkg.init()
+    cache = apt_pkg.Cache(None)
+    policy = apt_pkg.DepCache(cache)
+    patterns = module.params["security_origins"]
+    hold_list = set(module.params["hold"])
+    installed, security, other, held, blocked, upgrades = {}, [], [], [], [], []
+    candidates = []
+    for pkg in cache.packages:
+        current = pkg.current_ver
+        if current is None:
+            continue
+        name = pkg.get_fullname(True)
+        installed[name] = current.ver_str
+        newer = [
+            v for v in pkg.version_list if apt_pkg.version_compare(v.ver_str, current.ver_str) > 0
+        ]
+        if not newer:
+            continue
+        candidate = policy.get_candidate_ver(pkg)
+        if candidate is None or apt_pkg.version_compare(candidate.ver_str, current.ver_str) <= 0:
+            continue  # pinned below, or only older versions available
+        secure = [v for v in newer if is_security(v, patterns)]
+        target = secure[0] if secure else None  # the newest security version
+        if secure:
+            for v in secure[1:]:
+                if apt_pkg.version_compare(v.ver_str, target.ver_str) > 0:
+                    target = v
+        entry = {
+            "name": name,
+            "from": current.ver_str,
+            "candidate": candidate.ver_str,
+            "origin": describe_origin(candidate),
+        }
+        if target is not None:
+            entry["security"] = target.ver_str
+            security.append(entry)
+        else:
+            other.append(entry)
+        if pkg.selected_state == apt_pkg.SELSTATE_HOLD or name in hold_list:
+            held.append(name)
+            continue
+        chosen = candidate if module.params["mode"] == "all" else target
+        if chosen is not None:
+            candidates.append((pkg, chosen, entry))
+    held_names = hold_list | {
+        p.get_fullname(True) for p in cache.packages if p.selected_state == apt_pkg.SELSTATE_HOLD
+    }
+    for pkg, version, entry in candidates:
+        refused, why = drags_held(apt_pkg, cache, pkg, version, held_names)
+        if refused:
+            blocked.append({"name": entry["name"], "to": version.ver_str, "reason": why})
+        else:
+            upgrades.append({"name": entry["name"], "from": entry["from"], "to": version.ver_str})
+    reboot, reboot_pkgs = reboot_state()
+    units, processes = outdated_services()
+    return {
+        "changed": False,
+        "upgrades": upgrades,
+        "pending_security": security,
+        "pending_other": other,
+        "held": sorted(held),
+        "blocked": blocked,
+        "installed": installed,
+        "reboot_required": reboot,
+        "reboot_packages": reboot_pkgs,
+        "outdated_services": units,
+        "outdated_processes": processes,
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "required": True, "choices": ["recover", "plan"]},
+            "mode": {"type": "str", "default": "security", "choices": ["security", "all"]},
+            "security_origins": {"type": "list", "elements": "dict", "default": []},
+            "hold": {"type": "list", "elements": "str", "default": []},
+            "lock_timeout": {"type": "int", "default": 300},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        if module.params["action"] == "recover":
+            module.exit_json(**recover(module))
+        module.exit_json(**plan(module))
+    except TimeoutError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()
