@@ -47,6 +47,9 @@ class Progress:
         self.title = title
         self.hosts: dict[str, HostProgress] = {}
         self.stats: dict[str, Any] | None = None
+        # What roles recorded with ansible.builtin.set_stats (aggregated, not per host): the
+        # run's reports, e.g. {"security_updates": {HOST: {..., "summary": "..."}}}.
+        self.data: dict[str, Any] = {}
         self._quiet = quiet
         self._live: Any = None
         if live and not quiet:
@@ -75,6 +78,7 @@ class Progress:
         host = data.get("host")
         if kind == "playbook_on_stats":
             self.stats = {k: data.get(k) or {} for k in _STATS}
+            self.data = data.get("artifact_data") or {}
             return
         if not host:
             return
@@ -150,7 +154,20 @@ def print_recap(record: RunRecord) -> None:
     for host, row in record.hosts.items():
         if row.get("message"):
             console.print(f"[red]{host}[/red]: {row['message']}", highlight=False)
+    for name, host, summary in report_summaries(record.data):
+        console.print(f"{name} {host}: {summary}", highlight=False, markup=False)
     console.print(f"history: opsplay history show {record.id}", highlight=False)
+
+
+def report_summaries(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(report, host, summary) for every per-host report a role recorded with a summary."""
+    rows = []
+    for name, per_host in sorted(data.items()):
+        if isinstance(per_host, dict):
+            for host, report in sorted(per_host.items()):
+                if isinstance(report, dict) and report.get("summary"):
+                    rows.append((name, host, str(report["summary"])))
+    return rows
 
 
 def _headline(record: RunRecord) -> str:

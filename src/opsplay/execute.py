@@ -83,6 +83,7 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
         finally:
             record.duration = round(time.time() - record.started, 2)
             record.hosts = progress.host_results()
+            record.data = progress.data
             history.save(record)
     history.rotate()
     if options.notify_url:

@@ -60,6 +60,7 @@ class RunRecord:
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     artifacts: str = ""
     strategy: str = ""
+    data: dict[str, Any] = field(default_factory=dict)  # the roles' set_stats reports
 
     @property
     def totals(self) -> dict[str, int]:
