@@ -14,6 +14,7 @@ import click
 
 from opsplay import __version__
 from opsplay.commands import (
+    backups,
     envs,
     history,
     hosts,
@@ -74,6 +75,7 @@ for module in (
     maintenance_mode,
     run,
     report,
+    backups,
     envs,
     hosts,
     history,

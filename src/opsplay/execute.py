@@ -9,83 +9,27 @@ import sys
 import time
 from pathlib import Path
 
+from opsplay import runner
 from opsplay.display import Progress, print_json, print_recap
-from opsplay.environments import load_environment
+from opsplay.environments import Environment, load_environment
 from opsplay.errors import ExitCode
 from opsplay.guard import confirm_run
 from opsplay.inputs import RunOptions
 from opsplay.lock import environment_lock
 from opsplay.procedures import Playbook
-from opsplay.runner import RunRequest, run_playbook
 from opsplay.settings import Settings
 from opsplay.state import History, RunRecord, private_dir
 from opsplay.strategy import choose
 
 
 def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) -> int:
+    """A procedure or schedule: guard, lock, the recorded run, notification, recap."""
     assert options.env is not None
     env = load_environment(settings.inventories(), options.env)
-    inventory = env.inventory_file
-    assert inventory is not None
     confirm_run(env, book, what, check=options.check, yes=options.yes)
-
-    strategy = choose(options.strategy)
-    if options.verbosity:
-        print(f"opsplay: {strategy.reason}", file=sys.stderr)
     state_dir = private_dir(settings.state())
-    history = History(state_dir, keep=settings.history_keep)
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
-        run_id, run_dir = history.new_run_dir(env.name)
-        record = RunRecord(
-            id=run_id,
-            env=env.name,
-            what=what,
-            check=options.check,
-            started=time.time(),
-            strategy=strategy.name,
-        )
-        history.save(record)
-        stream = options.verbosity > 0 and not options.as_json
-        live = sys.stderr.isatty() and not stream
-        progress = Progress(f"{what} on {env.name}", live=live, quiet=options.as_json or stream)
-        request = RunRequest(
-            playbook=book.path,
-            inventory=inventory,
-            private_data_dir=run_dir,
-            ident=run_id,
-            extravars=options.extravars,
-            extravar_files=options.extravar_files,
-            limit=options.limit,
-            tags=options.tags,
-            skip_tags=options.skip_tags,
-            forks=options.forks,
-            check=options.check,
-            diff=options.diff,
-            verbosity=options.verbosity,
-            vault_password_file=_path(options.vault_password_file),
-            stream_output=stream,
-            strategy=strategy,
-            # roles that keep files on the control node (reports) find the state dir here
-            environment={"OPSPLAY_STATE_DIR": str(state_dir)},
-            event_handler=progress.handle,
-        )
-        try:
-            with progress:
-                result = run_playbook(request)
-        except BaseException:
-            # interrupted (or crashed) before ansible-runner returned: never left "running"
-            record.status, record.exit_code = "canceled", int(ExitCode.INTERRUPTED)
-            raise
-        else:
-            record.status, record.rc = result.status, result.rc
-            record.exit_code = int(result.exit_code)
-            record.artifacts = str(result.artifacts)
-        finally:
-            record.duration = round(time.time() - record.started, 2)
-            record.hosts = progress.host_results()
-            record.data = progress.data
-            history.save(record)
-    history.rotate()
+        record, _ = run_recorded(settings, env, book.path, what, options)
     if options.notify_url:
         from opsplay.notify import send, should_notify
 
@@ -95,7 +39,88 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
         print_json(record)
     else:
         print_recap(record)
-    return record.exit_code
+    return int(record.exit_code or 0)
+
+
+def run_recorded(
+    settings: Settings,
+    env: Environment,
+    playbook: Path,
+    what: str,
+    options: RunOptions,
+    run_file_var: str | None = None,
+) -> tuple[RunRecord, Path]:
+    """Run ``playbook`` through ansible-runner with live progress, kept in the history.
+
+    No guard and no lock: callers decide (``execute`` for changes; read-only queries such as
+    ``opsplay backups`` run without them). ``run_file_var`` names an extra var set to
+    ``RUN_DIR/WHAT.json``, for a playbook that leaves a document there for its command to
+    read; returns the record and that path (the run directory when ``run_file_var`` is None).
+    """
+    inventory = env.inventory_file
+    assert inventory is not None
+    strategy = choose(options.strategy)
+    if options.verbosity:
+        print(f"opsplay: {strategy.reason}", file=sys.stderr)
+    state_dir = private_dir(settings.state())
+    history = History(state_dir, keep=settings.history_keep)
+    run_id, run_dir = history.new_run_dir(env.name)
+    record = RunRecord(
+        id=run_id,
+        env=env.name,
+        what=what,
+        check=options.check,
+        started=time.time(),
+        strategy=strategy.name,
+    )
+    history.save(record)
+    extravars = dict(options.extravars)
+    run_file = run_dir
+    if run_file_var:
+        run_file = run_dir / f"{what}.json"
+        extravars[run_file_var] = str(run_file)
+    stream = options.verbosity > 0 and not options.as_json
+    live = sys.stderr.isatty() and not stream
+    progress = Progress(f"{what} on {env.name}", live=live, quiet=options.as_json or stream)
+    request = runner.RunRequest(
+        playbook=playbook,
+        inventory=inventory,
+        private_data_dir=run_dir,
+        ident=run_id,
+        extravars=extravars,
+        extravar_files=options.extravar_files,
+        limit=options.limit,
+        tags=options.tags,
+        skip_tags=options.skip_tags,
+        forks=options.forks,
+        check=options.check,
+        diff=options.diff,
+        verbosity=options.verbosity,
+        vault_password_file=_path(options.vault_password_file),
+        stream_output=stream,
+        strategy=strategy,
+        # roles that keep files on the control node (reports) find the state dir here
+        environment={"OPSPLAY_STATE_DIR": str(state_dir)},
+        event_handler=progress.handle,
+    )
+    try:
+        with progress:
+            result = runner.run_playbook(request)
+    except BaseException:
+        # interrupted (or crashed) before ansible-runner returned: never left "running"
+        record.status, record.exit_code = "canceled", int(ExitCode.INTERRUPTED)
+        raise
+    else:
+        record.status, record.rc = result.status, result.rc
+        record.exit_code = int(result.exit_code)
+        record.artifacts = str(result.artifacts)
+    finally:
+        record.duration = round(time.time() - record.started, 2)
+        record.hosts = progress.host_results()
+        record.data = progress.data
+        history.save(record)
+        history.rotate()
+    return record, run_file
 
 
 def _path(value: str | None) -> Path | None:

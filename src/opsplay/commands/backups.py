@@ -1,0 +1,400 @@
+"""opsplay backups --env ENV: the PostgreSQL backups of an environment, per host and database.
+
+Runs ``playbooks/queries/backups.yml`` (the pg_backup role's read-only ``inventory`` entry point),
+which reads every backup's manifest on each db_servers host and saves one JSON document into
+this run's directory; this command then shows, per host and database, the newest backup (age,
+size, verification), the last restore test and the number of backups, and warns about each
+database whose newest *good* (verified) backup is older than ``--max-age`` or missing.
+
+Read-only, so unlike ``run`` it neither asks for confirmation in protected environments nor
+takes the environment lock: a listing must work while a backup runs (the backup module writes
+every file under a temporary name and renames it into place, so a listing never sees a half
+backup). The run is kept in the history like any other.
+
+Exit codes: those of the run (3 a host failed, 4 unreachable, ...), else 3 (``HOSTS_FAILED``)
+when a database has no good backup newer than ``--max-age``, else 0.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from opsplay.errors import ExitCode, OpsplayError
+from opsplay.options import JSON_OPTION, env_option, require_env
+
+if TYPE_CHECKING:
+    from opsplay.settings import Settings
+
+DEFAULT_MAX_AGE = "26h"
+GLOBALS = "_globals"  # the pg_dumpall --globals-only backups (roles, tablespaces)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_AGE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+
+
+def parse_max_age(text: str) -> int:
+    """``90m``, ``26h``, ``2d`` (also ``s``, ``w``; a bare number is seconds) -> seconds."""
+    match = _AGE.match(text or "")
+    seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"] if match else 0
+    if seconds <= 0:
+        raise OpsplayError(
+            f"bad --max-age '{text}': expected a positive number with a unit s, m, h, d or w "
+            "(e.g. 90m, 26h, 2d)"
+        )
+    return seconds
+
+
+def format_age(seconds: float | None) -> str:
+    """Two units at most: ``45s``, ``12m``, ``3h05m``, ``2d04h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes}m"
+    if days < 1:
+        return f"{hours}h{minutes % 60:02d}m"
+    return f"{days}d{hours % 24:02d}h"
+
+
+def format_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _age(text: Any, now: datetime) -> float | None:
+    moment = _parse_time(text)
+    return None if moment is None else (now - moment).total_seconds()
+
+
+def summarize(
+    document: dict[str, Any],
+    now: datetime,
+    max_age: int,
+    failed_hosts: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The saved listing, per host and database, judged against ``max_age`` (seconds).
+
+    Every database of a host is shown: those with backups, those the server has (or
+    ``pg_backup_databases`` names) and the globals when they are backed up; one without a
+    good backup is ``missing``, one whose newest good backup ended longer ago than ``max_age``
+    is ``stale``.
+    """
+    hosts: dict[str, Any] = {}
+    problems: list[dict[str, str]] = []
+    for host, listing in sorted((document.get("hosts") or {}).items()):
+        by_db: dict[str, list[dict[str, Any]]] = {}
+        for backup in listing.get("backups") or []:
+            by_db.setdefault(str(backup.get("database")), []).append(backup)
+        expected = set(listing.get("databases") or [])
+        if listing.get("globals"):
+            expected.add(GLOBALS)
+        databases = {}
+        for name in sorted(set(by_db) | expected):
+            entry = _database(by_db.get(name, []), now, max_age)
+            entry["database"] = name
+            databases[name] = entry
+            if entry["status"] != "ok":
+                problems.append(
+                    {"host": host, "database": name, "status": entry["status"], "why": entry["why"]}
+                )
+        hosts[host] = {
+            "backup_dir": listing.get("backup_dir"),
+            "server_error": listing.get("server_error") or "",
+            "databases": databases,
+        }
+    failed = dict(failed_hosts or {})
+    for host in document.get("hosts_without_listing") or []:
+        failed.setdefault(host, "no listing (the host failed or was unreachable)")
+    return {
+        "env": document.get("env"),
+        "generated_at": document.get("generated_at"),
+        "max_age_seconds": max_age,
+        "hosts": hosts,
+        "failed_hosts": failed,
+        "problems": problems,
+    }
+
+
+def _database(backups: list[dict[str, Any]], now: datetime, max_age: int) -> dict[str, Any]:
+    """One database's backups (oldest first, as the module lists them) summed up."""
+    good = [b for b in backups if b.get("good")]
+    newest = backups[-1] if backups else None
+    newest_good = good[-1] if good else None
+    tests = [
+        dict(b["restore_test"], backup=b.get("name"))
+        for b in backups
+        if isinstance(b.get("restore_test"), dict) and b["restore_test"].get("at")
+    ]
+    last_test = max(tests, key=lambda t: str(t["at"])) if tests else None
+    if last_test is not None:
+        last_test["age_seconds"] = _age(last_test["at"], now)
+    good_age = _age(newest_good.get("ended"), now) if newest_good else None
+    if newest_good is None:
+        status = "missing"
+        bad = len(backups) - len(good)
+        why = f"no good backup ({bad} bad)" if bad else "no backup"
+    elif good_age is None or good_age > max_age:
+        status = "stale"
+        why = f"newest good backup is {format_age(good_age)} old (max {format_age(max_age)})"
+    else:
+        status, why = "ok", ""
+    return {
+        "count": len(backups),
+        "good": len(good),
+        "bad": len(backups) - len(good),
+        "newest": newest,
+        "newest_age_seconds": _age(newest.get("ended"), now) if newest else None,
+        "newest_good": newest_good,
+        "newest_good_age_seconds": good_age,
+        "last_restore_test": last_test,
+        "status": status,
+        "why": why,
+        "backups": backups,
+    }
+
+
+COLUMNS = (
+    "host",
+    "database",
+    "backups",
+    "newest",
+    "age",
+    "size",
+    "verified",
+    "restore test",
+    "status",
+)
+
+
+def rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per host and database, in COLUMNS order."""
+    out = []
+    for host, entry in summary["hosts"].items():
+        for name, db in entry["databases"].items():
+            newest = db["newest"] or {}
+            verified = newest.get("verified") or {}
+            if not newest:
+                check = "-"
+            elif verified.get("ok") is True:
+                check = "ok"
+            else:
+                check = "BAD: " + (verified.get("problem") or "not verified or unreadable")
+            test = db["last_restore_test"]
+            if name == GLOBALS:
+                tested = "n/a"  # globals are verified, never restore-tested
+            elif test is None:
+                tested = "never"
+            else:
+                verdict = "ok" if test.get("ok") else "FAILED"
+                tested = f"{verdict} {format_age(test.get('age_seconds'))} ago"
+            count = str(db["count"]) + (f" ({db['bad']} bad)" if db["bad"] else "")
+            status = db["status"] if db["status"] == "ok" else db["status"].upper()
+            out.append(
+                (
+                    host,
+                    name,
+                    count,
+                    newest.get("name") or "-",
+                    format_age(db["newest_age_seconds"]),
+                    format_size(newest.get("size_bytes")),
+                    check,
+                    tested,
+                    status,
+                )
+            )
+    return out
+
+
+def render_plain(summary: dict[str, Any]) -> str:
+    table = [COLUMNS, *rows(summary)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    return "".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n"
+        for row in table
+    )
+
+
+def warnings(summary: dict[str, Any]) -> list[str]:
+    """One line per database without a good backup newer than the threshold."""
+    return [f"{p['host']} {p['database']}: {p['why']}" for p in summary["problems"]]
+
+
+def exit_code(summary: dict[str, Any], run_code: int) -> int:
+    if run_code != ExitCode.OK:
+        return run_code
+    return int(ExitCode.HOSTS_FAILED) if summary["problems"] else int(ExitCode.OK)
+
+
+def _print_table(summary: dict[str, Any], title: str) -> None:
+    """On a terminal: a rich table, problems in red; plain text when it would not fit."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    plain = render_plain(summary)
+    if max(len(line) for line in plain.splitlines()) + 2 * len(COLUMNS) > console.width:
+        click.echo(plain, nl=False)  # rich would cut the names; let the terminal wrap lines
+        return
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in COLUMNS:
+        table.add_column(column, justify="right" if column in ("age", "size") else "left")
+    previous = None
+    for row in rows(summary):
+        if previous is not None and row[0] != previous:
+            table.add_section()
+        previous = row[0]
+        problem = row[-1] != "ok" or row[6].startswith("BAD") or "FAILED" in row[7]
+        table.add_row(*row, style="red" if problem else None)
+    console.print(table)
+
+
+@click.command("backups")
+@env_option()
+@click.option("--limit", envvar="OPSPLAY_LIMIT", help="Further limit hosts (Ansible pattern).")
+@click.option(
+    "--max-age",
+    default=DEFAULT_MAX_AGE,
+    show_default=True,
+    envvar="OPSPLAY_BACKUP_MAX_AGE",
+    metavar="AGE",
+    help="Warn (exit 3) when a database's newest good backup is older (90m, 26h, 2d).",
+)
+@JSON_OPTION
+@click.option(
+    "--vault-password-file",
+    type=click.Path(dir_okay=False),
+    envvar="OPSPLAY_VAULT_PASSWORD_FILE",
+    help="Ansible Vault password file.",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    "verbosity",
+    count=True,
+    envvar="OPSPLAY_VERBOSE",
+    help="Show Ansible's own output; repeat for more (-vvv).",
+)
+@click.pass_obj
+def command(
+    settings: Settings,
+    env_name: str | None,
+    limit: str | None,
+    max_age: str,
+    as_json: bool,
+    vault_password_file: str | None,
+    verbosity: int,
+) -> int:
+    """List the PostgreSQL backups per host and database (read-only; no lock, no confirmation).
+
+    Shows the newest backup (age, size, verified), the last restore test and the number of
+    backups; warns on stderr for each database whose newest good backup is older than
+    --max-age or missing, and then exits 3.
+    """
+    import json
+    import sys
+
+    from opsplay.environments import load_environment
+
+    env_name = require_env(env_name)
+    seconds = parse_max_age(max_age)
+    env = load_environment(settings.inventories(), env_name)
+    if vault_password_file and not _is_file(vault_password_file):
+        raise OpsplayError(f"vault password file {vault_password_file} not found")
+    record, document = _list_backups(settings, env, limit, vault_password_file, verbosity, as_json)
+    failed = {
+        host: row.get("message") or "failed"
+        for host, row in record.hosts.items()
+        if row.get("failed") or row.get("unreachable")
+    }
+    if document is None:
+        reasons = "; ".join(f"{h}: {m}" for h, m in failed.items()) or (
+            "no db_servers host matched" if record.exit_code == ExitCode.OK else record.status
+        )
+        raise OpsplayError(
+            f"no backup listing for '{env.name}' ({reasons}); "
+            f"see: opsplay history show {record.id}",
+            ExitCode(record.exit_code or ExitCode.ERROR),
+        )
+    summary = summarize(document, datetime.now(UTC), seconds, failed)
+    summary["run"] = {"id": record.id, "status": record.status, "exit_code": record.exit_code}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    elif sys.stdout.isatty():
+        _print_table(summary, f"backups on {env.name} (max age {max_age})")
+    else:
+        click.echo(render_plain(summary), nl=False)
+    for host, message in sorted(summary["failed_hosts"].items()):
+        click.echo(f"opsplay: {host}: {message}", err=True)
+    for host, entry in summary["hosts"].items():
+        if entry["server_error"]:
+            click.echo(
+                f"opsplay: {host}: cannot list the server's databases, so a database that has "
+                f"never been backed up is not shown ({entry['server_error']})",
+                err=True,
+            )
+    for line in warnings(summary):
+        click.echo(f"opsplay: warning: {line}", err=True)
+    return exit_code(summary, int(record.exit_code or 0))
+
+
+def _is_file(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_file()
+
+
+def _list_backups(
+    settings: Settings,
+    env: Any,
+    limit: str | None,
+    vault_password_file: str | None,
+    verbosity: int,
+    as_json: bool,
+) -> tuple[Any, dict[str, Any] | None]:
+    """Run the listing playbook (no guard, no lock: it only reads), kept in the history."""
+    import json
+
+    from opsplay.content import playbooks_dir
+    from opsplay.execute import run_recorded
+    from opsplay.inputs import RunOptions
+
+    options = RunOptions(
+        env=env.name,
+        limit=limit,
+        verbosity=verbosity,
+        as_json=as_json,
+        vault_password_file=vault_password_file,
+    )
+    record, listing = run_recorded(
+        settings,
+        env,
+        playbooks_dir() / "queries" / "backups.yml",
+        "backups",
+        options,
+        run_file_var="pg_backup_inventory_file",
+    )
+    try:
+        document = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = None
+    return record, document
