@@ -30,9 +30,29 @@ JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, envvar="OPSPLAY_JSON", help="Print JSON."
 )
 
+LIMIT_OPTION = click.option(
+    "--limit", envvar="OPSPLAY_LIMIT", help="Further limit hosts (Ansible pattern)."
+)
+
+VERBOSE_OPTION = click.option(
+    "-v",
+    "--verbose",
+    "verbosity",
+    count=True,
+    envvar="OPSPLAY_VERBOSE",
+    help="Show Ansible's own output; repeat for more (-vvv).",
+)
+
+VAULT_OPTION = click.option(
+    "--vault-password-file",
+    type=click.Path(dir_okay=False),
+    envvar="OPSPLAY_VAULT_PASSWORD_FILE",
+    help="Ansible Vault password file.",
+)
+
 RUN_OPTIONS = (
     env_option("env", "Environment (inventories/ENV) to run against."),
-    click.option("--limit", envvar="OPSPLAY_LIMIT", help="Further limit hosts (Ansible pattern)."),
+    LIMIT_OPTION,
     click.option(
         "--check",
         is_flag=True,
@@ -57,14 +77,7 @@ RUN_OPTIONS = (
         envvar="OPSPLAY_FORKS",
         help="Hosts handled in parallel (default: ansible.cfg).",
     ),
-    click.option(
-        "-v",
-        "--verbose",
-        "verbosity",
-        count=True,
-        envvar="OPSPLAY_VERBOSE",
-        help="Show Ansible's own output; repeat for more (-vvv).",
-    ),
+    VERBOSE_OPTION,
     click.option(
         "--json",
         "as_json",
@@ -110,12 +123,7 @@ RUN_OPTIONS = (
         envvar="OPSPLAY_STRATEGY",
         help="auto: Mitogen when it supports the installed ansible-core, else stock linear.",
     ),
-    click.option(
-        "--vault-password-file",
-        type=click.Path(dir_okay=False),
-        envvar="OPSPLAY_VAULT_PASSWORD_FILE",
-        help="Ansible Vault password file.",
-    ),
+    VAULT_OPTION,
 )
 
 

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from opsplay.errors import ExitCode, OpsplayError
-from opsplay.options import JSON_OPTION, env_option, require_env
+from opsplay.options import (
+    JSON_OPTION,
+    LIMIT_OPTION,
+    VAULT_OPTION,
+    VERBOSE_OPTION,
+    env_option,
+    require_env,
+)
 
 if TYPE_CHECKING:
     from opsplay.settings import Settings
@@ -270,7 +277,7 @@ def _print_table(summary: dict[str, Any], title: str) -> None:
 
 @click.command("backups")
 @env_option()
-@click.option("--limit", envvar="OPSPLAY_LIMIT", help="Further limit hosts (Ansible pattern).")
+@LIMIT_OPTION
 @click.option(
     "--max-age",
     default=DEFAULT_MAX_AGE,
@@ -280,20 +287,8 @@ def _print_table(summary: dict[str, Any], title: str) -> None:
     help="Warn (exit 3) when a database's newest good backup is older (90m, 26h, 2d).",
 )
 @JSON_OPTION
-@click.option(
-    "--vault-password-file",
-    type=click.Path(dir_okay=False),
-    envvar="OPSPLAY_VAULT_PASSWORD_FILE",
-    help="Ansible Vault password file.",
-)
-@click.option(
-    "-v",
-    "--verbose",
-    "verbosity",
-    count=True,
-    envvar="OPSPLAY_VERBOSE",
-    help="Show Ansible's own output; repeat for more (-vvv).",
-)
+@VAULT_OPTION
+@VERBOSE_OPTION
 @click.pass_obj
 def command(
     settings: Settings,
