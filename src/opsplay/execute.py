@@ -29,7 +29,14 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
     confirm_run(env, book, what, check=options.check, yes=options.yes)
     state_dir = private_dir(settings.state())
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
-        record, _ = run_recorded(settings, env, book.path, what, options)
+        try:
+            record, _ = run_recorded(settings, env, book.path, what, options)
+        except KeyboardInterrupt:
+            if book.opens_window:
+                close_window(settings, env, what, options)
+            raise
+        if record.status == "canceled" and book.opens_window:
+            close_window(settings, env, what, options)
     if options.notify_url:
         from opsplay.notify import send, should_notify
 
@@ -40,6 +47,48 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
     else:
         print_recap(record)
     return int(record.exit_code or 0)
+
+
+def close_window(settings: Settings, env: Environment, what: str, options: RunOptions) -> None:
+    """Turn maintenance mode off after a cancelled window run (its `always:` never ran).
+
+    Runs playbooks/maintenance-mode.yml with state=off and outcome=cancelled on the same hosts,
+    still under the environment lock; a host whose flag is already absent is left alone. If this
+    fails or is interrupted too, say so and how to finish by hand.
+    """
+    if options.check:
+        return  # a dry run turned nothing on
+    from opsplay.procedures import procedure
+
+    print(
+        f"opsplay: {what} was cancelled inside a maintenance window: "
+        f"turning maintenance mode off on {env.name}",
+        file=sys.stderr,
+    )
+    by_hand = f"opsplay maintenance-mode off --env {env.name}"
+    cleanup = RunOptions(
+        env=env.name,
+        limit=options.limit,
+        as_json=True,  # no progress table of its own
+        strategy=options.strategy,
+        vault_password_file=options.vault_password_file,
+        extravars={"state": "off", "reason": f"{what} (cancelled)", "outcome": "cancelled"},
+    )
+    try:
+        record, _ = run_recorded(
+            settings, env, procedure("maintenance-mode").path, f"{what}: close window", cleanup
+        )
+    except KeyboardInterrupt:
+        print(f"opsplay: maintenance mode may still be on: run {by_hand}", file=sys.stderr)
+        raise
+    if record.exit_code != ExitCode.OK:
+        print(
+            f"opsplay: turning maintenance mode off failed ({record.status}; opsplay history "
+            f"show {record.id}): run {by_hand}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"opsplay: maintenance mode is off on {env.name}", file=sys.stderr)
 
 
 def run_recorded(

@@ -20,13 +20,22 @@ if TYPE_CHECKING:
 class Playbook:
     """A playbook the CLI can run. (A plain class: this module loads for ``--help``.)"""
 
-    __slots__ = ("description", "destructive", "name", "role")
+    __slots__ = ("description", "destructive", "name", "opens_window", "role")
 
-    def __init__(self, name: str, role: str, description: str, destructive: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        role: str,
+        description: str,
+        destructive: bool = False,
+        opens_window: bool = False,
+    ) -> None:
         self.name = name
         self.role = role  # roles/ROLE does the work; molecule/ROLE proves it
         self.description = description
         self.destructive = destructive  # asks for confirmation in every environment
+        # turns maintenance mode on (and off in `always:`); a cancelled run must close it
+        self.opens_window = opens_window
 
     @property
     def path(self) -> Path:
@@ -94,6 +103,8 @@ PROCEDURES: dict[str, Playbook] = {
 }
 
 SCHEDULES: tuple[str, ...] = ("daily", "weekly", "monthly", "quarterly")
+# The schedules whose playbook is a maintenance window (maintenance_mode on ... off).
+WINDOW_SCHEDULES = frozenset({"weekly", "monthly"})
 
 
 def procedure(name: str) -> Playbook:
@@ -109,7 +120,12 @@ def procedure(name: str) -> Playbook:
 def schedule(name: str) -> Playbook:
     if name not in SCHEDULES:
         raise OpsplayError(f"unknown schedule '{name}' (choose from: {', '.join(SCHEDULES)})")
-    book = Playbook(f"maintenance-{name}", "", f"the {name} maintenance schedule")
+    book = Playbook(
+        f"maintenance-{name}",
+        "",
+        f"the {name} maintenance schedule",
+        opens_window=name in WINDOW_SCHEDULES,
+    )
     if not book.available:
         raise OpsplayError(f"schedule '{name}' has no playbook ({book.path})")
     return book

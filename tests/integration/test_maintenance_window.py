@@ -4,7 +4,11 @@ start and the failed end, fails the host with the original reason, and nginx ans
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 
 from opsplay.errors import ExitCode
 
@@ -53,3 +57,48 @@ def test_maintenance_mode_by_hand(run_opsplay):
     assert (
         on_host("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/") == "200"
     )
+
+
+def test_interrupt_inside_the_window_turns_maintenance_mode_off(run_opsplay, lab_inventories):
+    # `always:` never runs when the run is cancelled; opsplay closes the window itself.
+    before = on_host("sh", "-c", "cat /var/log/opsplay-maintenance.log 2>/dev/null || true")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
+    environ.update(
+        {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(run_opsplay.state)}
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab", "--limit", HOST],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        opened = False
+        while not opened and time.monotonic() < deadline and proc.poll() is None:
+            opened = (
+                subprocess.run(
+                    ["podman", "exec", HOST, "test", "-e", "/var/lib/opsplay/maintenance.flag"],
+                    check=False,
+                ).returncode
+                == 0
+            )
+            time.sleep(0.2)
+        assert opened, "the window never opened"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "maintenance mode is off on lab" in err
+    assert on_host("sh", "-c", "test -e /var/lib/opsplay/maintenance.flag || echo gone") == "gone\n"
+    log = on_host("cat", "/var/log/opsplay-maintenance.log")[len(before) :].splitlines()
+    entries = [json.loads(line) for line in log]
+    assert [e["event"] for e in entries] == ["start", "end"]
+    assert entries[1]["outcome"] == "cancelled"
+    assert "(cancelled)" in entries[1]["reason"]
+    code = on_host("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/")
+    assert code == "200"
