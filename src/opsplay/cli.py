@@ -24,6 +24,7 @@ from opsplay.commands import (
     report,
     run,
     schedule,
+    status,
 )
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.settings import Settings
@@ -76,6 +77,7 @@ for module in (
     run,
     report,
     backups,
+    status,
     envs,
     hosts,
     history,

@@ -111,12 +111,23 @@ class History:
         return record
 
     def rotate(self) -> None:
-        """Keep the newest ``keep`` runs."""
+        """Keep the newest ``keep`` runs, and the newest run of every (env, what).
+
+        Frequent runs (a status poll every few minutes) must not push out the only record
+        of last week's window, which ``opsplay status`` reports.
+        """
         if not self.root.is_dir() or self.keep <= 0:
             return
         run_dirs = sorted(p for p in self.root.iterdir() if p.is_dir())
+        newest_of_kind: dict[tuple[str, str], Path] = {}
+        for run_dir in run_dirs:  # oldest first: the last one seen is the newest
+            record = self._load(run_dir)
+            if record is not None:
+                newest_of_kind[(record.env, record.what)] = run_dir
+        keep = set(newest_of_kind.values())
         for old in run_dirs[: max(0, len(run_dirs) - self.keep)]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old not in keep:
+                shutil.rmtree(old, ignore_errors=True)
 
     @staticmethod
     def _load(run_dir: Path) -> RunRecord | None:

@@ -7,12 +7,12 @@ import time
 from opsplay.state import History, RunRecord
 
 
-def make_run(history, env, status="successful", changed=0):
+def make_run(history, env, status="successful", changed=0, what="run health"):
     run_id, run_dir = history.new_run_dir(env)
     record = RunRecord(
         id=run_id,
         env=env,
-        what="run health",
+        what=what,
         check=False,
         started=time.time(),
         status=status,
@@ -65,6 +65,18 @@ def test_rotation_keeps_newest(tmp_path):
     ids = [make_run(history, "dev").id for _ in range(5)]
     history.rotate()
     assert [r.id for r in history.records()] == ids[-3:]
+
+
+def test_rotation_keeps_the_newest_run_of_every_kind(tmp_path):
+    history = History(tmp_path, keep=2)
+    weekly = make_run(history, "prod", what="maintenance weekly")
+    old_status = make_run(history, "prod", what="status")
+    other_env = make_run(history, "dev", what="status")
+    polls = [make_run(history, "prod", what="status") for _ in range(3)]
+    history.rotate()
+    kept = [r.id for r in history.records()]
+    assert kept == [weekly.id, other_env.id, polls[-2].id, polls[-1].id]
+    assert old_status.id not in kept
 
 
 def test_record_files_are_private(tmp_path):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from opsplay.ages import format_age
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.options import (
     JSON_OPTION,
@@ -52,21 +53,6 @@ def parse_max_age(text: str) -> int:
             "(e.g. 90m, 26h, 2d)"
         )
     return seconds
-
-
-def format_age(seconds: float | None) -> str:
-    """Two units at most: ``45s``, ``12m``, ``3h05m``, ``2d04h``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if hours < 1:
-        return f"{minutes}m"
-    if days < 1:
-        return f"{hours}h{minutes % 60:02d}m"
-    return f"{days}d{hours % 24:02d}h"
 
 
 def format_size(size: int | None) -> str:

@@ -1,0 +1,298 @@
+"""opsplay status --env ENV: one row per host of what the procedures left behind.
+
+Per host: the newest verified backup's age (the oldest among its databases), the last restore
+test, the fewest days left of its certificates, pending security updates and reboot-required
+(the security_updates role's record), and the last vacuum; then the last run of each schedule
+with its outcome. Host facts come from ``playbooks/queries/status.yml`` (roles/status reads what
+the roles recorded on each host; it runs no procedure), the rest from the control node: the run
+history and the pg_maintenance reports. The same numbers are written as a Prometheus textfile
+(``opsplay-ENV.prom``) so one alert rule covers every procedure.
+
+Read-only: no confirmation, no environment lock (it answers while a window runs).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from opsplay.ages import format_age
+from opsplay.options import (
+    JSON_OPTION,
+    LIMIT_OPTION,
+    VAULT_OPTION,
+    VERBOSE_OPTION,
+    env_option,
+    require_env,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from opsplay.settings import Settings
+    from opsplay.state import RunRecord
+
+COLUMNS = ("host", "backup", "restore test", "certs", "security", "reboot", "vacuum")
+
+
+def host_status(
+    probe: dict[str, Any] | None, db_host: bool, last_vacuum: float | None, now: float
+) -> dict[str, Any]:
+    """One host's row as data, from its probe (None: the host gave none)."""
+    if probe is None:
+        return {"reachable": False}
+    backups = probe.get("backups") or {}
+    ages = [b.get("newest_verified_age_seconds") for b in backups.values()]
+    missing = sorted(db for db, b in backups.items() if b.get("newest_verified") is None)
+    if db_host and not backups:
+        missing = ["(no backups)"]
+    tests = [
+        (b["last_restore_test_age_seconds"], b["last_restore_test_ok"])
+        for b in backups.values()
+        if b.get("last_restore_test_age_seconds") is not None
+    ]
+    last_test = min(tests) if tests else None
+    certs = probe.get("certificates") or {}
+    days = [c["days_left"] for c in certs.values() if "days_left" in c]
+    record = probe.get("security_updates")
+    reboot = probe.get("reboot") or {}
+    return {
+        "reachable": True,
+        "backup_oldest_newest_age_seconds": max((a for a in ages if a is not None), default=None),
+        "backup_missing": missing,
+        "restore_test_age_seconds": last_test[0] if last_test else None,
+        "restore_test_ok": last_test[1] if last_test else None,
+        "cert_min_days_left": min(days) if days else None,
+        "cert_unreadable": sorted(p for p, c in certs.items() if "error" in c),
+        "security_pending": len(record["pending_security"]) if record else None,
+        "security_recorded_age_seconds": record.get("recorded_age_seconds") if record else None,
+        "reboot_required": bool(reboot.get("required")),
+        "reboot_packages": reboot.get("packages") or [],
+        "vacuum_age_seconds": None if last_vacuum is None else int(now - last_vacuum),
+    }
+
+
+def last_vacuums(reports_dir: Path) -> dict[str, float]:
+    """Host -> time of the newest real (not --check) vacuum report that lists it."""
+    import calendar
+
+    found: dict[str, float] = {}
+    if not reports_dir.is_dir():
+        return found
+    for path in sorted(reports_dir.glob("*-vacuum.json")):  # oldest first, by name
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+            when = calendar.timegm(time.strptime(report["time"], "%Y-%m-%dT%H:%M:%SZ"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for host in report.get("hosts") or []:
+            if isinstance(host, dict) and host.get("host"):
+                found[host["host"]] = when
+    return found
+
+
+def last_schedule_runs(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
+    """Schedule -> its newest real run (started, status, exit code)."""
+    from opsplay.procedures import SCHEDULES
+
+    runs: dict[str, dict[str, Any]] = {name: {} for name in SCHEDULES}
+    for record in records:  # oldest first
+        name = record.what.removeprefix("maintenance ")
+        if record.what.startswith("maintenance ") and name in runs and not record.check:
+            runs[name] = {
+                "started": record.started,
+                "status": record.status,
+                "exit_code": record.exit_code,
+                "id": record.id,
+            }
+    return runs
+
+
+def rows(status: dict[str, Any], now: float) -> list[tuple[str, ...]]:
+    out = []
+    for host, row in status["hosts"].items():
+        if not row["reachable"]:
+            out.append((host, *(["?"] * (len(COLUMNS) - 1))))
+            continue
+        backup = format_age(row["backup_oldest_newest_age_seconds"])
+        if row["backup_missing"]:
+            backup = "MISSING " + ",".join(row["backup_missing"])
+        test = row["restore_test_ok"]
+        tested = (
+            "-"
+            if test is None
+            else f"{'ok' if test else 'FAILED'} {format_age(row['restore_test_age_seconds'])}"
+        )
+        days = row["cert_min_days_left"]
+        certs = "-" if days is None else f"{days:.0f}d"
+        pending = row["security_pending"]
+        out.append(
+            (
+                host,
+                backup,
+                tested,
+                certs + (" UNREADABLE" if row["cert_unreadable"] else ""),
+                "-" if pending is None else f"{pending} pending",
+                "YES" if row["reboot_required"] else "no",
+                format_age(row["vacuum_age_seconds"]),
+            )
+        )
+    return out
+
+
+def render(status: dict[str, Any], now: float) -> str:
+    table = [COLUMNS, *rows(status, now)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in table]
+    lines.append("")
+    for name, run in status["schedules"].items():
+        if run:
+            when = format_age(now - run["started"])
+            outcome = f"{run['status']} (exit {run['exit_code']})"
+            lines.append(f"{name:<10} last run {when} ago: {outcome}")
+        else:
+            lines.append(f"{name:<10} never run")
+    return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def metrics(status: dict[str, Any], now: float) -> str:
+    """node_exporter textfile format: one gauge family per column, labelled env and host."""
+    env = _label(status["env"])
+    families: dict[str, tuple[str, list[str]]] = {}
+
+    def gauge(name: str, help_text: str, labels: str, value: float | None) -> None:
+        if value is None:
+            return
+        families.setdefault(name, (help_text, []))[1].append(f"{name}{{{labels}}} {value:g}")
+
+    for host, row in status["hosts"].items():
+        labels = f'env="{env}",host="{_label(host)}"'
+        gauge("opsplay_host_reachable", "1 when the status probe answered.", labels,
+              1 if row["reachable"] else 0)  # fmt: skip
+        if not row["reachable"]:
+            continue
+        gauge("opsplay_backup_age_seconds",
+              "Age of the newest verified backup of the host's stalest database.",
+              labels, row["backup_oldest_newest_age_seconds"])  # fmt: skip
+        gauge("opsplay_backup_missing", "Databases without a verified backup.", labels,
+              len(row["backup_missing"]))  # fmt: skip
+        gauge("opsplay_restore_test_age_seconds", "Age of the last restore test.", labels,
+              row["restore_test_age_seconds"])  # fmt: skip
+        if row["restore_test_ok"] is not None:
+            gauge("opsplay_restore_test_ok", "1 when the last restore test passed.", labels,
+                  1 if row["restore_test_ok"] else 0)  # fmt: skip
+        gauge("opsplay_certificate_days_left", "Fewest days left among the host's certificates.",
+              labels, row["cert_min_days_left"])  # fmt: skip
+        gauge("opsplay_security_updates_pending", "Security updates pending at the last run.",
+              labels, row["security_pending"])  # fmt: skip
+        gauge("opsplay_reboot_required", "1 when the host asks to be rebooted.", labels,
+              1 if row["reboot_required"] else 0)  # fmt: skip
+        gauge("opsplay_vacuum_age_seconds", "Age of the last opsplay vacuum of the host.", labels,
+              row["vacuum_age_seconds"])  # fmt: skip
+    for name, run in status["schedules"].items():
+        labels = f'env="{env}",schedule="{name}"'
+        if run:
+            gauge("opsplay_schedule_last_run_timestamp_seconds",
+                  "Start of the schedule's last run.", labels, run["started"])  # fmt: skip
+            gauge("opsplay_schedule_last_run_success", "1 when the schedule's last run succeeded.",
+                  labels, 1 if run["exit_code"] == 0 else 0)  # fmt: skip
+    gauge("opsplay_status_timestamp_seconds", "When opsplay status ran.", f'env="{env}"', now)
+    text = []
+    for name, (help_text, samples) in families.items():
+        text += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples]
+    return "\n".join(text) + "\n"
+
+
+def write_metrics(path: Path, text: str) -> None:
+    """Atomically, world-readable: node_exporter reads it as another user; no secret in it."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+@click.command("status")
+@env_option()
+@LIMIT_OPTION
+@JSON_OPTION
+@click.option(
+    "--metrics-dir",
+    envvar="OPSPLAY_METRICS_DIR",
+    type=click.Path(file_okay=False),
+    help="Directory of the Prometheus textfile opsplay-ENV.prom (default: STATE/metrics).",
+)
+@VAULT_OPTION
+@VERBOSE_OPTION
+@click.pass_obj
+def command(
+    settings: Settings,
+    env_name: str | None,
+    limit: str | None,
+    as_json: bool,
+    metrics_dir: str | None,
+    vault_password_file: str | None,
+    verbosity: int,
+) -> int:
+    """Fleet status: backups, restore tests, certificates, security updates, reboot, vacuum,
+    and the last run of each schedule (read-only; also written for Prometheus)."""
+    from pathlib import Path
+
+    from opsplay.commands.report import reports_root
+    from opsplay.content import playbooks_dir
+    from opsplay.environments import load_environment
+    from opsplay.errors import OpsplayError
+    from opsplay.execute import run_recorded
+    from opsplay.inputs import RunOptions
+    from opsplay.state import History
+
+    env = load_environment(settings.inventories(), require_env(env_name))
+    if vault_password_file and not Path(vault_password_file).is_file():
+        raise OpsplayError(f"vault password file {vault_password_file} not found")
+    options = RunOptions(
+        env=env.name,
+        limit=limit,
+        as_json=as_json,
+        verbosity=verbosity,
+        vault_password_file=vault_password_file,
+    )
+    record, _ = run_recorded(settings, env, playbooks_dir() / "queries" / "status.yml",
+                             "status", options)  # fmt: skip
+    probes = record.data.get("status") or {}
+    now = time.time()
+    vacuums = last_vacuums(reports_root(settings) / env.name)
+    hosts = [h for h in env.hosts if h in probes or h in record.hosts]
+    status = {
+        "env": env.name,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "run": {"id": record.id, "status": record.status, "exit_code": record.exit_code},
+        "hosts": {
+            host: host_status(
+                probes.get(host),
+                "db_servers" in env.host_groups.get(host, set()),
+                vacuums.get(host),
+                now,
+            )
+            for host in hosts
+        },
+        "schedules": last_schedule_runs(History(settings.state()).records(env.name)),
+    }
+    target = Path(metrics_dir) if metrics_dir else settings.state() / "metrics"
+    write_metrics(target / f"opsplay-{env.name}.prom", metrics(status, now))
+    if as_json:
+        click.echo(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        click.echo(render(status, now), nl=False)
+    for host, row in record.hosts.items():
+        if row.get("message"):
+            click.echo(f"opsplay: {host}: {row['message']}", err=True)
+    return int(record.exit_code or 0)
