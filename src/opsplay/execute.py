@@ -98,6 +98,7 @@ def run_recorded(
     what: str,
     options: RunOptions,
     run_file_var: str | None = None,
+    quiet: bool = False,
 ) -> tuple[RunRecord, Path]:
     """Run ``playbook`` through ansible-runner with live progress, kept in the history.
 
@@ -105,6 +106,7 @@ def run_recorded(
     ``opsplay backups`` run without them). ``run_file_var`` names an extra var set to
     ``RUN_DIR/WHAT.json``, for a playbook that leaves a document there for its command to
     read; returns the record and that path (the run directory when ``run_file_var`` is None).
+    ``quiet``: no per-task lines without a terminal (queries print their own table).
     """
     inventory = env.inventory_file
     assert inventory is not None
@@ -130,7 +132,9 @@ def run_recorded(
         extravars[run_file_var] = str(run_file)
     stream = options.verbosity > 0 and not options.as_json
     live = sys.stderr.isatty() and not stream
-    progress = Progress(f"{what} on {env.name}", live=live, quiet=options.as_json or stream)
+    progress = Progress(
+        f"{what} on {env.name}", live=live, quiet=quiet or options.as_json or stream
+    )
     request = runner.RunRequest(
         playbook=playbook,
         inventory=inventory,

@@ -373,6 +373,7 @@ def _list_backups(
         "backups",
         options,
         run_file_var="pg_backup_inventory_file",
+        quiet=True,
     )
     try:
         document = json.loads(listing.read_text(encoding="utf-8"))

@@ -265,8 +265,9 @@ def command(
         verbosity=verbosity,
         vault_password_file=vault_password_file,
     )
-    record, _ = run_recorded(settings, env, playbooks_dir() / "queries" / "status.yml",
-                             "status", options)  # fmt: skip
+    record, _ = run_recorded(
+        settings, env, playbooks_dir() / "queries" / "status.yml", "status", options, quiet=True
+    )
     probes = record.data.get("status") or {}
     now = time.time()
     vacuums = last_vacuums(reports_root(settings) / env.name)
