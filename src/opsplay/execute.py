@@ -91,6 +91,42 @@ def close_window(settings: Settings, env: Environment, what: str, options: RunOp
         print(f"opsplay: maintenance mode is off on {env.name}", file=sys.stderr)
 
 
+def run_query(
+    settings: Settings,
+    query: str,
+    env_name: str | None,
+    limit: str | None,
+    as_json: bool,
+    vault_password_file: str | None,
+    verbosity: int,
+    run_file_var: str | None = None,
+) -> tuple[Environment, RunRecord, Path]:
+    """A read-only query (``playbooks/queries/QUERY.yml``) as the query commands run it.
+
+    No confirmation and no environment lock: it changes nothing, and must answer while a
+    window or a backup runs. Kept in the history like any run.
+    """
+    from opsplay.content import playbooks_dir
+    from opsplay.errors import OpsplayError
+    from opsplay.options import require_env
+
+    env = load_environment(settings.inventories(), require_env(env_name))
+    if vault_password_file and not Path(vault_password_file).is_file():
+        raise OpsplayError(f"vault password file {vault_password_file} not found")
+    options = RunOptions(
+        env=env.name,
+        limit=limit,
+        as_json=as_json,
+        verbosity=verbosity,
+        vault_password_file=vault_password_file,
+    )
+    playbook = playbooks_dir() / "queries" / f"{query}.yml"
+    record, run_file = run_recorded(
+        settings, env, playbook, query, options, run_file_var=run_file_var, quiet=True
+    )
+    return env, record, run_file
+
+
 def run_recorded(
     settings: Settings,
     env: Environment,

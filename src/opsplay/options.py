@@ -127,6 +127,16 @@ RUN_OPTIONS = (
 )
 
 
+# The read-only queries (backups, status): no --check/--yes/-e, they change nothing.
+QUERY_OPTIONS = (env_option(), LIMIT_OPTION, JSON_OPTION, VAULT_OPTION, VERBOSE_OPTION)
+
+
+def query_options(func: F) -> F:
+    for option in reversed(QUERY_OPTIONS):
+        func = option(func)
+    return func
+
+
 def run_options(func: F) -> F:
     for option in reversed(RUN_OPTIONS):
         func = option(func)

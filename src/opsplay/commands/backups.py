@@ -25,14 +25,7 @@ import click
 
 from opsplay.ages import format_age
 from opsplay.errors import ExitCode, OpsplayError
-from opsplay.options import (
-    JSON_OPTION,
-    LIMIT_OPTION,
-    VAULT_OPTION,
-    VERBOSE_OPTION,
-    env_option,
-    require_env,
-)
+from opsplay.options import query_options
 
 if TYPE_CHECKING:
     from opsplay.settings import Settings
@@ -262,8 +255,7 @@ def _print_table(summary: dict[str, Any], title: str) -> None:
 
 
 @click.command("backups")
-@env_option()
-@LIMIT_OPTION
+@query_options
 @click.option(
     "--max-age",
     default=DEFAULT_MAX_AGE,
@@ -272,18 +264,15 @@ def _print_table(summary: dict[str, Any], title: str) -> None:
     metavar="AGE",
     help="Warn (exit 3) when a database's newest good backup is older (90m, 26h, 2d).",
 )
-@JSON_OPTION
-@VAULT_OPTION
-@VERBOSE_OPTION
 @click.pass_obj
 def command(
     settings: Settings,
     env_name: str | None,
     limit: str | None,
-    max_age: str,
     as_json: bool,
     vault_password_file: str | None,
     verbosity: int,
+    max_age: str,
 ) -> int:
     """List the PostgreSQL backups per host and database (read-only; no lock, no confirmation).
 
@@ -294,14 +283,23 @@ def command(
     import json
     import sys
 
-    from opsplay.environments import load_environment
+    from opsplay.execute import run_query
 
-    env_name = require_env(env_name)
     seconds = parse_max_age(max_age)
-    env = load_environment(settings.inventories(), env_name)
-    if vault_password_file and not _is_file(vault_password_file):
-        raise OpsplayError(f"vault password file {vault_password_file} not found")
-    record, document = _list_backups(settings, env, limit, vault_password_file, verbosity, as_json)
+    env, record, listing = run_query(
+        settings,
+        "backups",
+        env_name,
+        limit,
+        as_json,
+        vault_password_file,
+        verbosity,
+        run_file_var="pg_backup_inventory_file",
+    )
+    try:
+        document = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = None
     failed = {
         host: row.get("message") or "failed"
         for host, row in record.hosts.items()
@@ -336,47 +334,3 @@ def command(
     for line in warnings(summary):
         click.echo(f"opsplay: warning: {line}", err=True)
     return exit_code(summary, int(record.exit_code or 0))
-
-
-def _is_file(path: str) -> bool:
-    from pathlib import Path
-
-    return Path(path).is_file()
-
-
-def _list_backups(
-    settings: Settings,
-    env: Any,
-    limit: str | None,
-    vault_password_file: str | None,
-    verbosity: int,
-    as_json: bool,
-) -> tuple[Any, dict[str, Any] | None]:
-    """Run the listing playbook (no guard, no lock: it only reads), kept in the history."""
-    import json
-
-    from opsplay.content import playbooks_dir
-    from opsplay.execute import run_recorded
-    from opsplay.inputs import RunOptions
-
-    options = RunOptions(
-        env=env.name,
-        limit=limit,
-        verbosity=verbosity,
-        as_json=as_json,
-        vault_password_file=vault_password_file,
-    )
-    record, listing = run_recorded(
-        settings,
-        env,
-        playbooks_dir() / "queries" / "backups.yml",
-        "backups",
-        options,
-        run_file_var="pg_backup_inventory_file",
-        quiet=True,
-    )
-    try:
-        document = json.loads(listing.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        document = None
-    return record, document

@@ -20,14 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from opsplay.ages import format_age
-from opsplay.options import (
-    JSON_OPTION,
-    LIMIT_OPTION,
-    VAULT_OPTION,
-    VERBOSE_OPTION,
-    env_option,
-    require_env,
-)
+from opsplay.options import query_options
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -222,51 +215,33 @@ def write_metrics(path: Path, text: str) -> None:
 
 
 @click.command("status")
-@env_option()
-@LIMIT_OPTION
-@JSON_OPTION
+@query_options
 @click.option(
     "--metrics-dir",
     envvar="OPSPLAY_METRICS_DIR",
     type=click.Path(file_okay=False),
     help="Directory of the Prometheus textfile opsplay-ENV.prom (default: STATE/metrics).",
 )
-@VAULT_OPTION
-@VERBOSE_OPTION
 @click.pass_obj
 def command(
     settings: Settings,
     env_name: str | None,
     limit: str | None,
     as_json: bool,
-    metrics_dir: str | None,
     vault_password_file: str | None,
     verbosity: int,
+    metrics_dir: str | None,
 ) -> int:
     """Fleet status: backups, restore tests, certificates, security updates, reboot, vacuum,
     and the last run of each schedule (read-only; also written for Prometheus)."""
     from pathlib import Path
 
     from opsplay.commands.report import reports_root
-    from opsplay.content import playbooks_dir
-    from opsplay.environments import load_environment
-    from opsplay.errors import OpsplayError
-    from opsplay.execute import run_recorded
-    from opsplay.inputs import RunOptions
+    from opsplay.execute import run_query
     from opsplay.state import History
 
-    env = load_environment(settings.inventories(), require_env(env_name))
-    if vault_password_file and not Path(vault_password_file).is_file():
-        raise OpsplayError(f"vault password file {vault_password_file} not found")
-    options = RunOptions(
-        env=env.name,
-        limit=limit,
-        as_json=as_json,
-        verbosity=verbosity,
-        vault_password_file=vault_password_file,
-    )
-    record, _ = run_recorded(
-        settings, env, playbooks_dir() / "queries" / "status.yml", "status", options, quiet=True
+    env, record, _ = run_query(
+        settings, "status", env_name, limit, as_json, vault_password_file, verbosity
     )
     probes = record.data.get("status") or {}
     now = time.time()
