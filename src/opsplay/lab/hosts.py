@@ -34,12 +34,13 @@ READY_TIMEOUT = 120.0
 _LOCK_FILE = Path(tempfile.gettempdir()) / "opsplay-lab-hosts.lock"
 
 # Run inside each host; exit 0 once systemd finished booting, PostgreSQL accepts
-# connections and nginx answers. Prints what is not ready yet otherwise.
+# connections and nginx answers (any HTTP status: a host left in maintenance mode answers
+# 503 and is up). Prints what is not ready yet otherwise.
 _READY_SCRIPT = """
 state=$(systemctl is-system-running 2>/dev/null)
 case "$state" in running|degraded) ;; *) echo "systemd is ${state:-unknown}"; exit 1;; esac
 pg_isready -q -h 127.0.0.1 -p 5432 || { echo "postgresql not ready"; exit 1; }
-curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:80/ || { echo "nginx not answering"; exit 1; }
+curl -sS -o /dev/null --max-time 2 http://127.0.0.1:80/ || { echo "nginx not answering"; exit 1; }
 """
 
 
