@@ -9,18 +9,15 @@
 # Prints one JSON document: {"problems": [str], "warnings": [str], "summary": [str],
 #   "disk": [...], "memory_percent": N, "postgres": {"ready": bool, "message": str} or null,
 #   "services": [{"unit", "load", "active", "sub"}], "certificates": [{"path", "not_after", "days_left"}]}
-# Python 3 standard library only: certificates are parsed here (PEM -> DER -> notAfter),
-# neither python3-cryptography nor the openssl CLI is needed on the host.
+# Python 3 standard library and the openssl command (certificates' notAfter); no
+# python3-cryptography needed on the host.
 """Measure what the health role checks, in one remote call."""
 
-import base64
-import binascii
 import datetime
 import glob
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -91,71 +88,22 @@ def systemd_units(units):
     return states
 
 
-PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
-
-
-def _der_item(der, pos, end):
-    """(tag, content start, content end) of the DER item at pos."""
-    if pos + 2 > end:
-        raise ValueError("truncated DER")
-    tag, length = der[pos], der[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if not 1 <= count <= 4 or pos + count > end:
-            raise ValueError("bad DER length")
-        length = int.from_bytes(der[pos:pos + count], "big")
-        pos += count
-    if pos + length > end:
-        raise ValueError("truncated DER")
-    return tag, pos, pos + length
-
-
-def _asn1_time(tag, value):
-    text = value.decode("ascii")
-    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ; RFC 5280: YY >= 50 means 19YY
-        if not re.fullmatch(r"\d{12}Z", text):
-            raise ValueError("unsupported UTCTime %r" % text)
-        year = int(text[:2])
-        text = ("19" if year >= 50 else "20") + text
-    elif tag == 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
-        if not re.fullmatch(r"\d{14}Z", text):
-            raise ValueError("unsupported GeneralizedTime %r" % text)
-    else:
-        raise ValueError("validity is not a time")
-    return datetime.datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-
-
 def cert_not_after(path):
-    """notAfter of the first certificate of a PEM file (X.509: Certificate > tbsCertificate > validity)."""
-    with open(path, "rb") as handle:
-        match = PEM_CERT.search(handle.read(1024 * 1024))
-    if not match:
-        raise ValueError("no PEM certificate")
+    """notAfter of the first certificate of a PEM file, as `openssl x509` reads it."""
+    with open(path, "rb") as handle:  # missing or unreadable: the OSError names it
+        if b"-----BEGIN CERTIFICATE-----" not in handle.read(1024 * 1024):
+            raise ValueError("no PEM certificate")
     try:
-        der = base64.b64decode(b"".join(match.group(1).split()), validate=True)
-    except binascii.Error:
-        raise ValueError("bad base64 in PEM certificate") from None
-    tag, start, end = _der_item(der, 0, len(der))  # Certificate
-    if tag != 0x30:
-        raise ValueError("not an X.509 certificate")
-    tag, pos, end = _der_item(der, start, end)  # tbsCertificate
-    if tag != 0x30:
-        raise ValueError("not an X.509 certificate")
-    fields = []
-    while pos < end and len(fields) < 6:
-        tag, start, stop = _der_item(der, pos, end)
-        fields.append((tag, start, stop))
-        pos = stop
-    if fields and fields[0][0] == 0xA0:  # [0] version, absent in v1 certificates
-        fields = fields[1:]
-    # serialNumber, signature, issuer, validity
-    if len(fields) < 4 or fields[3][0] != 0x30:
-        raise ValueError("not an X.509 certificate")
-    _, pos, end = fields[3]
-    _, _, pos = _der_item(der, pos, end)  # notBefore
-    tag, start, stop = _der_item(der, pos, end)  # notAfter
-    return _asn1_time(tag, der[start:stop])
+        proc = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", path],
+                              capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise ValueError("the openssl command is not installed") from None
+    if proc.returncode != 0 or not proc.stdout.startswith("notAfter="):
+        lines = proc.stderr.strip().splitlines()
+        raise ValueError("openssl cannot read it: " + (lines[-1] if lines else "no output"))
+    # e.g. "notAfter=Nov 24 07:00:00 2027 GMT"; openssl always prints GMT
+    moment = time.strptime(proc.stdout.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+    return datetime.datetime(*moment[:6], tzinfo=datetime.timezone.utc)
 
 
 def certificate(path, now):
