@@ -12,6 +12,12 @@ Layout under ``backup_dir`` (0700, files 0600, owned by the OS user this runs as
 A dump is written under a hidden temporary name (``.NAME.tmp``), verified (pg_restore of the whole
 archive to /dev/null), checksummed, described by its manifest, and only then renamed to its final
 name; any failure removes the temporary files and leaves every earlier backup alone.
+
+With ``encryption: age`` (custom format and globals only) pg_dump's output is streamed through
+``age --encrypt`` into the temporary file while pg_restore reads the same bytes to /dev/null, so the
+plaintext is verified whole and never touches the disk; the archive is ``NAME.dump.age``. Without
+the private key an existing encrypted archive can only be checked by its checksum and its age
+structure; with an identity it is decrypted and read whole again.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [backup, verify, list, retention, record]
+    choices: [backup, verify, list, retention, record, restore]
   backup_dir:
     description: Directory holding one sub-directory of backups per database.
     type: path
@@ -93,8 +99,31 @@ options:
     elements: str
     default: []
   name:
-    description: Backup annotated by action=record.
+    description: Backup annotated by action=record, or restored by action=restore.
     type: str
+  dbname:
+    description: Database restored into by action=restore (it must exist).
+    type: str
+  encryption:
+    description: Encrypt new backups with age (custom format and globals only).
+    type: str
+    default: none
+    choices: [none, age]
+  recipients:
+    description: age recipients (public keys) of new encrypted backups.
+    type: list
+    elements: str
+    default: []
+  identity:
+    description:
+      - age identity (private key text) that decrypts encrypted backups.
+      - Written only to a 0600 temporary file, removed before the module returns.
+    type: str
+    default: ""
+  identity_file:
+    description: Path of an age identity file on the host; used when identity is empty.
+    type: str
+    default: ""
   result:
     description: Restore test result recorded by action=record (ok, message, duration, database).
     type: dict
@@ -136,6 +165,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -144,6 +174,9 @@ GLOBALS = "_globals"
 STAMP = "%Y%m%dT%H%M%SZ"
 EXTENSIONS = {"custom": ".dump", "directory": ".dir", "sql": ".sql"}
 GLOBALS_TRAILER = b"PostgreSQL database cluster dump complete"
+AGE = "age"
+AGE_MAGIC = b"age-encryption.org/v1\n"
+AGE_CHUNK = 64 * 1024 + 16  # STREAM chunk: 64 KiB of plaintext + 16-byte tag
 
 
 class BackupError(Exception):
@@ -191,6 +224,52 @@ def describe_tool_error(tool, stderr, where):
         or ["failed"]
     )
     return "%s: %s" % (tool, errors[0].split("error: ", 1)[-1].strip())
+
+
+def age_message(stderr):
+    """age's error line without its prefix and its 'report unexpected errors' footer."""
+    lines = [
+        l.strip() for l in (stderr or "").splitlines() if l.strip() and "report unexpected" not in l
+    ]
+    first = lines[0] if lines else "failed"
+    first = first.split("age: error: ", 1)[-1]
+    if "no space left on device" in first.lower():
+        return "disk full (No space left on device)"
+    return first
+
+
+def identity_problem(message):
+    """True when age failed because of the identity (wrong or unusable key), not the archive."""
+    return "no identity matched" in message or message.startswith('reading "')
+
+
+def age_structure(path):
+    """'' when path looks like a complete age file (header, MAC, nonce, whole chunks), else why not.
+
+    Without the private key this is all that can be checked: the payload is authenticated only by
+    decrypting it.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        if handle.read(len(AGE_MAGIC)) != AGE_MAGIC:
+            return "not an age file (no age-encryption.org/v1 header)"
+        stanzas = 0
+        while True:
+            line = handle.readline(4096)
+            if not line.endswith(b"\n"):
+                return "incomplete age header"
+            if line.startswith(b"-> "):
+                stanzas += 1
+            elif line.startswith(b"--- "):
+                break
+        header = handle.tell()
+    if stanzas == 0:
+        return "age header without recipients"
+    payload = size - header - 16  # the 16-byte nonce, then the chunks
+    last = payload % AGE_CHUNK
+    if payload < 17 or 0 < last <= 16:
+        return "incomplete age payload (truncated?)"
+    return ""
 
 
 def remove(path):
@@ -252,6 +331,207 @@ class Backups:
         self.p = module.params
         self.root = self.p["backup_dir"]
         self.changed = False
+        self._identity = None  # path of the identity (a temporary 0600 file for identity text)
+        self._identity_tmp = None
+
+    # -- age ----------------------------------------------------------------------------------
+    def identity_path(self):
+        """Path of the age identity, or None. Identity text goes to a 0600 temporary file that
+        cleanup() removes before the module returns."""
+        if self._identity is None:
+            if self.p["identity"]:
+                # In RAM (tmpfs) when the host has it, so the key never reaches a disk.
+                shm = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
+                fd, path = tempfile.mkstemp(prefix="opsplay-age-identity-", dir=shm)
+                self._identity_tmp = path
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(self.p["identity"].strip() + "\n")
+                self._identity = path
+            elif self.p["identity_file"]:
+                if not os.access(self.p["identity_file"], os.R_OK):
+                    raise BackupError(
+                        "age identity file %s is missing or not readable by %s"
+                        % (self.p["identity_file"], os.environ.get("USER") or os.getuid())
+                    )
+                self._identity = self.p["identity_file"]
+        return self._identity
+
+    def cleanup(self):
+        if self._identity_tmp:
+            remove(self._identity_tmp)
+            self._identity_tmp = None
+
+    def check_recipients(self):
+        """Refuse unusable encryption settings before anything is written."""
+        if self.p["encryption"] != "age":
+            return
+        if self.p["format"] != "custom":
+            raise BackupError(
+                "backup refused: encryption age needs pg_backup_format custom "
+                "(a directory-format archive is many files); nothing written"
+            )
+        if not self.p["recipients"]:
+            raise BackupError(
+                "backup refused: encryption age needs at least one recipient "
+                "(pg_backup_encryption_recipients); nothing written"
+            )
+        if not shutil.which(AGE):
+            if self.module.check_mode:
+                self.module.warn("age is not installed yet: recipients not checked")
+                return
+            raise BackupError(
+                "backup refused: age is not installed on the host (apt install age); "
+                "nothing written"
+            )
+        for recipient in self.p["recipients"]:
+            proc = subprocess.run(
+                [AGE, "--encrypt", "--recipient", recipient, "--output", os.devnull],
+                input=b"",
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise BackupError(
+                    "backup refused: unusable age recipient %r: %s; nothing written"
+                    % (recipient, age_message(proc.stderr.decode("utf-8", "replace")))
+                )
+
+    def encrypt_stream(self, producer, out_path, check, where):
+        """Run producer (argv), encrypting its output with age into out_path. What is encrypted is
+        read whole on the way: by pg_restore to /dev/null (check='archive') or for the end-of-dump
+        marker (check='sql'). The plaintext never touches the disk."""
+        errors = [tempfile.TemporaryFile() for _ in range(3)]
+        argv = [AGE, "--encrypt", "--output", out_path]
+        for recipient in self.p["recipients"]:
+            argv += ["--recipient", recipient]
+        procs = []
+        try:
+            dump = subprocess.Popen(
+                producer, env=self.env(), stdout=subprocess.PIPE, stderr=errors[0]
+            )
+            procs.append(dump)
+            encrypt = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors[1]
+            )
+            procs.append(encrypt)
+            reader = None
+            if check == "archive":
+                reader = subprocess.Popen(
+                    [self.tool("pg_restore"), "--file", os.devnull],
+                    env=self.env(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors[2],
+                )
+                procs.append(reader)
+            sinks = [p.stdin for p in procs[1:]]
+            broken = set()
+            tail = b""
+            for block in iter(lambda: dump.stdout.read(1 << 20), b""):
+                for sink in sinks:
+                    if sink in broken:
+                        continue
+                    try:
+                        sink.write(block)
+                    except BrokenPipeError:
+                        broken.add(sink)
+                tail = (tail + block)[-400:]
+            for sink in sinks:
+                try:
+                    sink.close()
+                except BrokenPipeError:
+                    pass
+            codes = [p.wait() for p in procs]
+            texts = []
+            for handle in errors:
+                handle.seek(0)
+                texts.append(handle.read().decode("utf-8", "replace"))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            for handle in errors:
+                handle.close()
+        if codes[0] != 0:
+            raise BackupError(
+                describe_tool_error(os.path.basename(producer[0]), texts[0] or "failed", where)
+            )
+        if codes[1] != 0:
+            raise BackupError("age: %s in %s" % (age_message(texts[1]), where))
+        if reader is not None and codes[2] != 0:
+            lines = (texts[2] or "failed").strip().splitlines()
+            raise BackupError(
+                "the new archive failed verification: unreadable archive (%s)"
+                % lines[0].split("error: ", 1)[-1]
+            )
+        if check == "sql" and GLOBALS_TRAILER not in tail:
+            raise BackupError(
+                "the new archive failed verification: incomplete (no end-of-dump marker)"
+            )
+
+    def decrypt_to(self, path, consumer):
+        """Decrypt path with the identity into consumer (argv reading stdin), or into a check of
+        the globals' end-of-dump marker when consumer is None. Returns the consumer's problem or
+        ''; raises when the identity cannot open the archive. An archive that fails to decrypt
+        with the right key is a problem ('cannot decrypt (...)')."""
+        name = os.path.basename(path)
+        identity = self.identity_path()
+        if identity is None:
+            raise BackupError(
+                "backup %s is encrypted (age): give its private key with "
+                "pg_backup_encryption_identity or pg_backup_encryption_identity_file" % name
+            )
+        errors = [tempfile.TemporaryFile() for _ in range(2)]
+        procs = []
+        tail = b""
+        try:
+            decrypt = subprocess.Popen(
+                [AGE, "--decrypt", "--identity", identity, path],
+                stdout=subprocess.PIPE,
+                stderr=errors[0],
+            )
+            procs.append(decrypt)
+            if consumer:
+                procs.append(
+                    subprocess.Popen(
+                        consumer,
+                        env=self.env(),
+                        stdin=decrypt.stdout,
+                        stdout=subprocess.DEVNULL,
+                        stderr=errors[1],
+                    )
+                )
+                decrypt.stdout.close()
+            else:
+                for block in iter(lambda: decrypt.stdout.read(1 << 20), b""):
+                    tail = (tail + block)[-400:]
+                decrypt.stdout.close()
+            codes = [p.wait() for p in procs]
+            texts = []
+            for handle in errors:
+                handle.seek(0)
+                texts.append(handle.read().decode("utf-8", "replace"))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            for handle in errors:
+                handle.close()
+        if codes[0] != 0:
+            message = age_message(texts[0])
+            if identity_problem(message):
+                if message.startswith('reading "'):
+                    message = "unusable identity (%s)" % message.rsplit(": ", 1)[-1]
+                raise BackupError("cannot decrypt backup %s: %s" % (name, message))
+            return "cannot decrypt (%s)" % message
+        if consumer and codes[1] != 0:
+            return texts[1] or "failed"
+        if not consumer and GLOBALS_TRAILER not in tail:
+            return "incomplete (no end-of-dump marker)"
+        return ""
 
     # -- connections and tools ---------------------------------------------------------------
     def tool(self, name):
@@ -379,10 +659,21 @@ class Backups:
         for digest, rel in expected:
             if sha256_file(os.path.join(folder, rel.strip())) != digest:
                 return "checksum mismatch (%s)" % rel.strip()
-        return self.readable(path, manifest.get("format"))
+        return self.readable(path, manifest.get("format"), manifest.get("encryption"))
 
-    def readable(self, path, fmt):
+    def readable(self, path, fmt, encryption=None):
         """Read the whole archive: '' when it is complete, else the problem."""
+        if encryption == "age":
+            problem = age_structure(path)
+            if problem or not (self.p["identity"] or self.p["identity_file"]):
+                return problem  # without the key: checksum and structure only
+            problem = self.decrypt_to(
+                path, None if fmt == "sql" else [self.tool("pg_restore"), "--file", os.devnull]
+            )
+            if problem and not problem.startswith("cannot decrypt"):
+                lines = problem.strip().splitlines()
+                return "unreadable archive (%s)" % lines[0].split("error: ", 1)[-1]
+            return problem
         if fmt == "sql":
             with open(path, "rb") as handle:
                 handle.seek(max(0, os.path.getsize(path) - 200))
@@ -480,13 +771,19 @@ class Backups:
         good = [
             m
             for m in self.manifests([database])
-            if m.get("database") == database and self.is_good(m)
+            if m.get("database") == database
+            and self.is_good(m)
+            # Only a backup made as now configured (encryption and its recipients) is reused.
+            and m.get("encryption", "none") == self.p["encryption"]
+            and m.get("recipients", [])
+            == (self.p["recipients"] if self.p["encryption"] != "none" else [])
         ]
         if good and (now() - parse_iso(good[-1]["ended"])).total_seconds() < limit:
             return good[-1]["name"]
         return None
 
     def backup(self):
+        self.check_recipients()
         version, existing = self.server()
         wanted = self.p["databases"] or existing
         missing = [d for d in wanted if d not in existing]
@@ -561,7 +858,10 @@ class Backups:
 
     def dump(self, database, folder, version):
         fmt = "sql" if database == GLOBALS else self.p["format"]
-        name, started = self.new_name(database, folder, EXTENSIONS[fmt])
+        encrypted = self.p["encryption"] == "age"
+        name, started = self.new_name(
+            database, folder, EXTENSIONS[fmt] + (".age" if encrypted else "")
+        )
         final = os.path.join(folder, name)
         tmp = {
             key: os.path.join(folder, ".%s%s.tmp" % (name, suffix))
@@ -571,7 +871,11 @@ class Backups:
         conn = None
         try:
             counts = None
-            if fmt == "sql":
+            if fmt == "sql" and encrypted:
+                self.encrypt_stream(
+                    [self.tool("pg_dumpall"), "--globals-only"], tmp["archive"], "sql", folder
+                )
+            elif fmt == "sql":
                 self.run(
                     [self.tool("pg_dumpall"), "--globals-only", "--file", tmp["archive"]], folder
                 )
@@ -580,8 +884,6 @@ class Backups:
                     self.tool("pg_dump"),
                     "--format",
                     fmt,
-                    "--file",
-                    tmp["archive"],
                     "--lock-wait-timeout",
                     self.p["lock_wait_timeout"],
                     "--no-password",
@@ -593,13 +895,21 @@ class Backups:
                 if self.p["row_counts_query"]:
                     conn, snapshot, counts = self.count_rows(database)
                     argv += ["--snapshot", snapshot]
-                self.run(argv + ["--dbname", database], folder)
+                if encrypted:
+                    # The plaintext is read whole by pg_restore on its way into age.
+                    self.encrypt_stream(
+                        argv + ["--dbname", database], tmp["archive"], "archive", folder
+                    )
+                else:
+                    self.run(argv + ["--file", tmp["archive"], "--dbname", database], folder)
             if conn is not None:
                 conn.rollback()
                 conn.close()
                 conn = None
             ended = now().replace(microsecond=0)
-            problem = self.readable(tmp["archive"], fmt)
+            problem = (
+                age_structure(tmp["archive"]) if encrypted else self.readable(tmp["archive"], fmt)
+            )
             if problem:
                 raise BackupError("the new archive failed verification: %s" % problem)
             sums = checksum_lines(tmp["archive"], name)
@@ -620,6 +930,9 @@ class Backups:
                 "verified": {"ok": True, "at": iso(ended), "problem": ""},
                 "restore_test": None,
             }
+            if encrypted:
+                manifest["encryption"] = "age"
+                manifest["recipients"] = list(self.p["recipients"])
             write_file(tmp["sha256"], sums)
             write_file(tmp["json"], json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             for path in archive_files(tmp["archive"]):
@@ -703,7 +1016,11 @@ class Backups:
                         "row_counts",
                     )
                 }
-                | {"good": self.is_good(m)}
+                | {
+                    "good": self.is_good(m),
+                    "encryption": m.get("encryption", "none"),
+                    "recipients": m.get("recipients", []),
+                }
             )
         newest, summary = {}, {}
         for b in backups:
@@ -775,6 +1092,40 @@ class Backups:
             + (", ".join(names) or "nothing"),
         }
 
+    def restore(self):
+        """Restore backup `name` into the existing database `dbname`, stopping at the first SQL
+        error; an encrypted archive is decrypted on the way (never written in plaintext)."""
+        found = [m for m in self.manifests() if m["name"] == self.p["name"]]
+        if not found:
+            raise BackupError("no backup named %s" % self.p["name"])
+        manifest = found[0]
+        self.changed = True
+        if self.module.check_mode:
+            return {"msg": "would restore %s" % manifest["name"], "delta": "0:00:00"}
+        clock = time.monotonic()
+        argv = [
+            self.tool("pg_restore"),
+            "--exit-on-error",
+            "--no-password",
+            "--dbname",
+            self.p["dbname"],
+        ]
+        if manifest.get("encryption") == "age":
+            # From a pipe pg_restore runs one job.
+            problem = self.decrypt_to(manifest["path"], argv)
+            if problem.startswith("cannot decrypt"):
+                raise BackupError("backup %s: %s" % (manifest["name"], problem))
+            if problem:
+                raise BackupError(describe_tool_error("pg_restore", problem, self.p["dbname"]))
+        else:
+            self.run(argv + ["--jobs", str(self.p["jobs"]), manifest["path"]], self.p["dbname"])
+        seconds = time.monotonic() - clock
+        return {
+            "msg": "restored %s into %s" % (manifest["name"], self.p["dbname"]),
+            "duration_seconds": round(seconds, 3),
+            "delta": str(datetime.timedelta(seconds=seconds)),
+        }
+
     def record(self):
         for m in self.manifests():
             if m["name"] == self.p["name"]:
@@ -794,7 +1145,7 @@ def main():
             action=dict(
                 type="str",
                 required=True,
-                choices=["backup", "verify", "list", "retention", "record"],
+                choices=["backup", "verify", "list", "retention", "record", "restore"],
             ),
             backup_dir=dict(type="path", required=True),
             databases=dict(type="list", elements="str", default=[]),
@@ -813,6 +1164,11 @@ def main():
             not_good=dict(type="list", elements="str", default=[]),
             name=dict(type="str"),
             result=dict(type="dict"),
+            dbname=dict(type="str"),
+            encryption=dict(type="str", default="none", choices=["none", "age"]),
+            recipients=dict(type="list", elements="str", default=[]),
+            identity=dict(type="str", default="", no_log=True),
+            identity_file=dict(type="str", default=""),
             bin_dir=dict(type="str", default=""),
             login_host=dict(type="str", default=""),
             login_unix_socket=dict(type="str", default="/var/run/postgresql"),
@@ -825,14 +1181,19 @@ def main():
     )
     os.umask(0o077)  # archives, checksums and manifests 0600, directories 0700
     backups = Backups(module)
+    error = None
     try:
         result = getattr(
             backups, {"list": "listing"}.get(module.params["action"], module.params["action"])
         )()
     except BackupError as exc:
-        module.fail_json(msg=str(exc))
+        error = str(exc)
     except OSError as exc:
-        module.fail_json(msg=describe_os_error(exc, module.params["backup_dir"]))
+        error = describe_os_error(exc, module.params["backup_dir"])
+    finally:
+        backups.cleanup()  # the identity's temporary file, whatever happened
+    if error is not None:
+        module.fail_json(msg=error)
     module.exit_json(changed=backups.changed, **result)
 
 
