@@ -104,7 +104,7 @@ def last_schedule_runs(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
     return runs
 
 
-def rows(status: dict[str, Any], now: float) -> list[tuple[str, ...]]:
+def rows(status: dict[str, Any]) -> list[tuple[str, ...]]:
     out = []
     for host, row in status["hosts"].items():
         if not row["reachable"]:
@@ -137,7 +137,7 @@ def rows(status: dict[str, Any], now: float) -> list[tuple[str, ...]]:
 
 
 def render(status: dict[str, Any], now: float) -> str:
-    table = [COLUMNS, *rows(status, now)]
+    table = [COLUMNS, *rows(status)]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in table]
     lines.append("")
