@@ -159,6 +159,16 @@ def print_recap(record: RunRecord) -> None:
     console.print(f"history: opsplay history show {record.id}", highlight=False)
 
 
+def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Columns aligned with two spaces, a header line, no trailing blanks (no terminal needed)."""
+    table = [columns, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    return "".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n"
+        for row in table
+    )
+
+
 def report_summaries(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(report, host, summary) for every per-host report a role recorded with a summary."""
     rows = []

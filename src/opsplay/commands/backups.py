@@ -211,12 +211,9 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def render_plain(summary: dict[str, Any]) -> str:
-    table = [COLUMNS, *rows(summary)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    return "".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n"
-        for row in table
-    )
+    from opsplay.display import plain_table
+
+    return plain_table(COLUMNS, rows(summary))
 
 
 def warnings(summary: dict[str, Any]) -> list[str]:

@@ -137,10 +137,9 @@ def rows(status: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def render(status: dict[str, Any], now: float) -> str:
-    table = [COLUMNS, *rows(status)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in table]
-    lines.append("")
+    from opsplay.display import plain_table
+
+    lines = [plain_table(COLUMNS, rows(status))]
     for name, run in status["schedules"].items():
         if run:
             when = format_age(now - run["started"])
