@@ -35,3 +35,27 @@ def test_lab_up_recreates_a_host_whose_processes_died_behind_podmans_back(lab_in
     assert f"starting {name}" in up.stderr + up.stdout
     state = podman("exec", name, "systemctl", "is-system-running").stdout.strip()
     assert state in {"running", "degraded"}
+
+
+def test_lab_up_counts_a_host_in_maintenance_mode_as_ready(lab_inventories):
+    # nginx answers 503 in maintenance mode: up, just not serving the app.
+    opsplay = [sys.executable, "-m", "opsplay", "--inventory-dir", str(lab_inventories)]
+    name = "opsplay-lab-1"
+    on = [*opsplay, "maintenance-mode", "on", "--env", "lab", "--limit", name]
+    subprocess.run(on, check=True, capture_output=True)
+    try:
+        code = podman("exec", name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                      "http://127.0.0.1/").stdout  # fmt: skip
+        assert code == "503"
+        up = subprocess.run(
+            [*opsplay, "lab", "up", "--hosts", str(LAB_HOSTS)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert up.returncode == 0, up.stderr
+        assert f"{name} is ready" in up.stderr + up.stdout
+    finally:
+        off = [*opsplay, "maintenance-mode", "off", "--env", "lab", "--limit", name]
+        subprocess.run(off, check=True, capture_output=True)
