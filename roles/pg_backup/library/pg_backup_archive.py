@@ -158,6 +158,7 @@ options:
 author: opsplay
 """
 
+import contextlib
 import datetime
 import errno
 import hashlib
@@ -397,16 +398,41 @@ class Backups:
                     % (recipient, age_message(proc.stderr.decode("utf-8", "replace")))
                 )
 
+    @staticmethod
+    @contextlib.contextmanager
+    def pipeline(count):
+        """Stderr files for ``count`` processes and the list the caller appends its processes
+        to; on the way out, whatever still runs is killed and the files are closed."""
+        errors = [tempfile.TemporaryFile() for _ in range(count)]
+        procs = []
+        try:
+            yield procs, errors
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            for handle in errors:
+                handle.close()
+
+    @staticmethod
+    def outcome(procs, errors):
+        """Wait for the processes of a pipeline: their exit codes and stderr texts."""
+        codes = [p.wait() for p in procs]
+        texts = []
+        for handle in errors:
+            handle.seek(0)
+            texts.append(handle.read().decode("utf-8", "replace"))
+        return codes, texts
+
     def encrypt_stream(self, producer, out_path, check, where):
         """Run producer (argv), encrypting its output with age into out_path. What is encrypted is
         read whole on the way: by pg_restore to /dev/null (check='archive') or for the end-of-dump
         marker (check='sql'). The plaintext never touches the disk."""
-        errors = [tempfile.TemporaryFile() for _ in range(3)]
         argv = [AGE, "--encrypt", "--output", out_path]
         for recipient in self.p["recipients"]:
             argv += ["--recipient", recipient]
-        procs = []
-        try:
+        with self.pipeline(3) as (procs, errors):
             dump = subprocess.Popen(
                 producer, env=self.env(), stdout=subprocess.PIPE, stderr=errors[0]
             )
@@ -442,18 +468,7 @@ class Backups:
                     sink.close()
                 except BrokenPipeError:
                     pass
-            codes = [p.wait() for p in procs]
-            texts = []
-            for handle in errors:
-                handle.seek(0)
-                texts.append(handle.read().decode("utf-8", "replace"))
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            for handle in errors:
-                handle.close()
+            codes, texts = self.outcome(procs, errors)
         if codes[0] != 0:
             raise BackupError(
                 describe_tool_error(os.path.basename(producer[0]), texts[0] or "failed", where)
@@ -483,10 +498,8 @@ class Backups:
                 "backup %s is encrypted (age): give its private key with "
                 "pg_backup_encryption_identity or pg_backup_encryption_identity_file" % name
             )
-        errors = [tempfile.TemporaryFile() for _ in range(2)]
-        procs = []
         tail = b""
-        try:
+        with self.pipeline(2) as (procs, errors):
             decrypt = subprocess.Popen(
                 [AGE, "--decrypt", "--identity", identity, path],
                 stdout=subprocess.PIPE,
@@ -508,18 +521,7 @@ class Backups:
                 for block in iter(lambda: decrypt.stdout.read(1 << 20), b""):
                     tail = (tail + block)[-400:]
                 decrypt.stdout.close()
-            codes = [p.wait() for p in procs]
-            texts = []
-            for handle in errors:
-                handle.seek(0)
-                texts.append(handle.read().decode("utf-8", "replace"))
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            for handle in errors:
-                handle.close()
+            codes, texts = self.outcome(procs, errors)
         if codes[0] != 0:
             message = age_message(texts[0])
             if identity_problem(message):
