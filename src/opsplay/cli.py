@@ -7,30 +7,86 @@ Every error becomes one line on stderr and a documented exit code (``opsplay.err
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from opsplay import __version__
-from opsplay.commands import (
-    backups,
-    envs,
-    history,
-    hosts,
-    lab,
-    maintenance,
-    maintenance_mode,
-    report,
-    run,
-    schedule,
-    status,
-)
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.settings import Settings
 
+#: Every command: its name -> (module in opsplay.commands, the summary `opsplay --help` shows).
+#: A command's module is imported only when that command runs, so `opsplay --help` and every
+#: other command skip the rest (tests/unit/test_startup.py keeps the summaries equal to the
+#: commands' own docstrings).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "backups": (
+        "backups",
+        "List the PostgreSQL backups per host and database (read-only; no lock, no confirmation).",
+    ),
+    "envs": ("envs", "List environments: hosts, groups (with host counts), protection."),
+    "history": (
+        "history",
+        "List past runs: id, env, what ran, start, duration, status, changed/failed.",
+    ),
+    "hosts": ("hosts", "Show the resolved hosts of an environment."),
+    "lab": (
+        "lab",
+        "Local lab hosts (Debian 12 + systemd + PostgreSQL, nginx, certbot, pebble, cron).",
+    ),
+    "maintenance": (
+        "maintenance",
+        "Run the daily, weekly, monthly or quarterly maintenance schedule.",
+    ),
+    "maintenance-mode": (
+        "maintenance_mode",
+        "Turn maintenance mode on or off (nginx serves 503, health endpoints keep answering).",
+    ),
+    "report": (
+        "report",
+        "Print the newest PostgreSQL maintenance report (vacuum, reindex) of an environment.",
+    ),
+    "run": ("run", "Run one procedure (e.g. health, backup, vacuum). Options go as -e key=value."),
+    "schedule": (
+        "schedule",
+        "Run the maintenance schedules from cron or systemd timers (times: ENV/schedule.yml).",
+    ),
+    "status": (
+        "status",
+        "Fleet status: backups, restore tests, certificates, security updates, reboot, vacuum, "
+        "and the last run of each schedule (read-only; also written for Prometheus).",
+    ),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        command: click.Command = importlib.import_module(
+            f"opsplay.commands.{COMMANDS[cmd_name][0]}"
+        ).command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, from the summaries above instead of importing every command."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [
+            (name, click.utils.make_default_short_help(COMMANDS[name][1], limit)) for name in names
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--inventory-dir",
     envvar="OPSPLAY_INVENTORY_DIR",
@@ -69,22 +125,6 @@ def cli(
     5 environment locked, 6 not confirmed, 130 interrupted.
     """
     ctx.obj = Settings(inventory_dir=inventory_dir, state_dir=state_dir, history_keep=history_keep)
-
-
-for module in (
-    maintenance,
-    maintenance_mode,
-    run,
-    report,
-    backups,
-    status,
-    envs,
-    hosts,
-    history,
-    schedule,
-    lab,
-):
-    cli.add_command(module.command)
 
 
 def main(argv: list[str] | None = None) -> None:
