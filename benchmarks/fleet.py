@@ -57,16 +57,34 @@ RUNBOOK_COMMANDS: dict[str, list[str]] = {
     "pg_maintenance": ["su postgres -c \"psql -qc 'VACUUM ANALYZE;'\""],
     "log_rotation": ["logrotate -d /etc/logrotate.conf 2>/dev/null"],
     "cert_renewal": ["certbot renew --no-random-sleep-on-renew -q"],
+    # runbook 001's pre-maintenance checklist: a recent backup, disk space, no long transaction
+    "preflight": [
+        "ls -t /var/backups/postgresql/postgres | head -1",
+        "df -h /",
+        'su postgres -c "psql -Atc \\"SELECT count(*) FROM pg_stat_activity'
+        " WHERE xact_start < now() - interval '5 minutes'\\\"\"",
+    ],
+    # runbook 004: Monday 02:00 `apt update && apt upgrade -y` (the lab's lists are not
+    # refreshed by opsplay either: no `apt update` on either side)
+    "security_updates": ["apt-get upgrade -y -q"],
 }
 # maintenance mode goes off again at the end of the window
 CLOSING_COMMANDS = ["rm -f /var/lib/opsplay/maintenance.flag"]
 
 
-def weekly_procedures() -> list[str]:
-    """The roles the weekly playbook applies, in order, each once."""
-    text = PLAYBOOK.read_text(encoding="utf-8")
-    roles = re.findall(r"include_role:\s*\n\s*name:\s*([\w-]+)", text)
-    roles += re.findall(r"import_playbook:\s*([\w-]+)\.yml", text)
+def weekly_procedures(playbook: Path = PLAYBOOK) -> list[str]:
+    """The roles the weekly playbook applies (following its imported playbooks), in order, once."""
+    text = playbook.read_text(encoding="utf-8")
+    found = re.findall(
+        r"include_role:\s*\n\s*name:\s*([\w-]+)|-\s*role:\s*([\w-]+)|import_playbook:\s*([\w./-]+\.yml)",
+        text,
+    )
+    roles: list[str] = []
+    for included, listed, imported in found:
+        if imported:
+            roles += weekly_procedures(playbook.parent / imported)
+        else:
+            roles.append(included or listed)
     return list(dict.fromkeys(roles))
 
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 # Managed by the opsplay `health` role: read-only probe of disk, memory, PostgreSQL,
-# systemd units and certificate expiry.
+# systemd units, HTTP endpoints and certificate expiry.
 #
 # Usage: health_probe.py JSON, JSON = {"disk_paths": [...], "disk_max_percent": N,
 #   "memory_max_percent": N, "postgres": {"host": H, "port": P} or null,
 #   "services": [unit, ...], "certificates": [path or glob, ...],
-#   "certbot_live_dir": path or null, "cert_warning_days": N, "cert_critical_days": N}
+#   "certbot_live_dir": path or null, "cert_warning_days": N, "cert_critical_days": N,
+#   "http_checks": [{"url": U, "status": N, "validate_certs": bool}], "http_timeout": S}
 # Prints one JSON document: {"problems": [str], "warnings": [str], "summary": [str],
 #   "disk": [...], "memory_percent": N, "postgres": {"ready": bool, "message": str} or null,
 #   "services": [{"unit", "load", "active", "sub"}], "certificates": [{"path", "not_after", "days_left"}]}
@@ -18,9 +19,12 @@ import glob
 import json
 import math
 import os
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 
 def disk(path):
@@ -189,6 +193,37 @@ def check_services(units, problems, summary):
     return states
 
 
+def truthy(value):
+    """Ansible-style boolean of a variable that may arrive as a string ("false", "no", "0")."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "n", "off", "0", "")
+    return bool(value)
+
+
+def check_http(checks, timeout, problems, summary):
+    """GET each URL from the host (redirects followed, like ansible.builtin.uri) and compare
+    the final status with the expected one."""
+    for check in checks:
+        url, expected = check["url"], int(check.get("status", 200))
+        context = None
+        if url.lower().startswith("https:") and not truthy(check.get("validate_certs", True)):
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            problems.append("http %s failed: %s" % (url, getattr(exc, "reason", None) or exc))
+            continue
+        if status != expected:
+            problems.append("http %s returned %d, expected %d" % (url, status, expected))
+        else:
+            summary.append("http %s ok" % url)
+
+
 def main():
     args = json.loads(sys.argv[1])
     problems, warnings, summary = [], [], []
@@ -218,6 +253,7 @@ def main():
             problems.append("%s not ready (%s)" % (where, pg_state["message"]))
 
     services = check_services(args.get("services") or [], problems, summary)
+    check_http(args.get("http_checks") or [], float(args.get("http_timeout", 10)), problems, summary)
 
     if args["cert_critical_days"] > args["cert_warning_days"]:
         problems.append("health_cert_critical_days (%d) is above health_cert_warning_days (%d)"
