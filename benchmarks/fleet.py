@@ -91,7 +91,12 @@ def weekly_procedures(playbook: Path = PLAYBOOK) -> list[str]:
 def timed(
     cmd: list[str], env: dict[str, str], cwd: Path | None = None, memory: bool = False
 ) -> tuple[float, int]:
-    """Wall seconds and (optionally) peak summed RSS in bytes of the process tree."""
+    """Wall seconds and (optionally) the peak memory of the process tree in bytes.
+
+    Memory is the sum of each process's PSS (proportional set size): pages shared between
+    processes (Ansible's forked workers share most of theirs with their parent) count once in
+    total, split among the processes sharing them. Summed RSS would count them once per worker
+    and so grow with the number of forks even when no memory is added."""
     import psutil
 
     start = time.perf_counter()
@@ -112,7 +117,7 @@ def timed(
             try:
                 for p in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.NoSuchProcess):
-                        total += p.memory_info().rss
+                        total += p.memory_full_info().pss
             except psutil.NoSuchProcess:
                 break
             peak = max(peak, total)
@@ -254,7 +259,7 @@ def main() -> None:
             results["sizes"][n] = row  # type: ignore[index]
 
         top = sizes[-1]
-        memory = {name: timed(*runs[name], cwd=work, memory=True)[1] for name in ("A", "B")}
+        memory = {name: timed(*runs[name], cwd=work, memory=True)[1] for name in ("A", "B", "RAW")}
         health = str(REPO / "playbooks" / "health.yml")
         wrapper = median(
             [
@@ -347,7 +352,10 @@ def _print_table(results: dict, sizes: list[int]) -> None:
     for name, value in results["ratios"].items():
         print(f"  {name:<26} {'n/a' if value is None else f'{value:.2f}'}")
     mem = results["peak_memory_bytes"]
-    print(f"  peak controller memory: A {mem['A'] / 2**20:.0f} MiB, B {mem['B'] / 2**20:.0f} MiB")
+    print(
+        f"  peak controller memory (PSS): A {mem['A'] / 2**20:.0f} MiB, "
+        f"B {mem['B'] / 2**20:.0f} MiB, RAW {mem['RAW'] / 2**20:.0f} MiB"
+    )
     s = results["seconds"]
     print(
         f"  opsplay --help {s['help'] * 1000:.0f} ms, import click {s['import_click'] * 1000:.0f}"
