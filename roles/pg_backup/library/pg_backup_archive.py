@@ -33,7 +33,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [backup, verify, list, retention, record, restore]
+    choices: [backup, verify, list, retention, record, restore, offsite_plan, offsite_receive]
   backup_dir:
     description: Directory holding one sub-directory of backups per database.
     type: path
@@ -155,6 +155,18 @@ options:
     description: Database used to list the others.
     type: str
     default: postgres
+  copies:
+    description:
+      - Off-host copies (offsite_plan, offsite_receive, run on the backup host with backup_dir
+        DIR/<db host>). Verified local backups (name, database, sha256, started, size_bytes)
+        whose checksum each copy must match.
+    type: list
+    elements: dict
+    default: []
+  incoming:
+    description: Directory under backup_dir the copies arrive in (offsite_receive).
+    type: str
+    default: .incoming
 author: opsplay
 """
 
@@ -1049,14 +1061,17 @@ class Backups:
             "msg": "%d backups" % len(backups),
         }
 
-    def retention(self):
-        not_good = set(self.p["not_good"])
+    def gfs(self, items, not_good=()):
+        """Grandfather-father-son over manifests: (the ones to delete, {kept name: reasons}).
+
+        Only verified backups count and only they are ever deleted; the newest verified backup
+        of each database is always kept. A database without a verified backup loses nothing."""
         by_db = {}
-        for m in self.manifests(self.p["databases"]):
+        for m in items:
             by_db.setdefault(m.get("database"), []).append(m)
         delete, keep = [], {}
-        for database, items in sorted(by_db.items()):
-            good = [m for m in items if self.is_good(m) and m["name"] not in not_good]
+        for database, group in sorted(by_db.items(), key=lambda kv: str(kv[0])):
+            good = [m for m in group if self.is_good(m) and m["name"] not in not_good]
             if not good:
                 continue  # nothing verified to fall back on: delete nothing
             good.sort(key=lambda m: m["started"], reverse=True)
@@ -1080,19 +1095,143 @@ class Backups:
             # Only verified backups are pruned; bad ones stay for inspection (and keep failing
             # verification until someone removes them).
             delete += [m for m in good if m["name"] not in reasons]
+        return delete, keep
+
+    def prune(self, delete):
         if delete and not self.module.check_mode:
             for m in delete:
                 remove(m["path"])
                 remove(m["path"] + ".sha256")
                 remove(m["manifest_path"])
-        self.changed = bool(delete)
-        names = [m["name"] for m in delete]
+        if delete:
+            self.changed = True
+        return [m["name"] for m in delete]
+
+    def retention(self):
+        delete, keep = self.gfs(self.manifests(self.p["databases"]), set(self.p["not_good"]))
+        names = self.prune(delete)
         return {
             "deleted": names,
             "kept": keep,
             "msg": ("would delete: " if self.module.check_mode else "deleted: ")
             + (", ".join(names) or "nothing"),
         }
+
+    # -- off-host copies (run on the backup host, backup_dir = DIR/<db host>) -----------------
+    def copy_files(self, copy):
+        """Paths, relative to backup_dir, of the three parts of a backup: archive, checksum
+        file, manifest (the order they get their final names in)."""
+        rel = os.path.join(copy["database"], copy["name"])
+        return [rel, rel + ".sha256", rel + ".json"]
+
+    def check_copies(self):
+        for copy in self.p["copies"]:
+            for key in ("name", "database", "sha256", "started"):
+                if not copy.get(key):
+                    raise BackupError("offsite: backup entry without %s: %r" % (key, copy))
+            if "/" in copy["name"] or "/" in copy["database"] or copy["database"].startswith("."):
+                raise BackupError("offsite: unusable backup name %s" % copy["name"])
+
+    def offsite_plan(self):
+        """Read-only: which of `copies` (verified local backups) the backup host does not hold
+        as a checked copy (manifest under its final name) and would keep under its own GFS
+        retention, and which held copies that retention would delete once they are in."""
+        self.check_copies()
+        held = {m["name"]: m for m in self.manifests()}
+        wanted = [c for c in self.p["copies"] if c["name"] not in held]
+        pending = [
+            dict(c, verified={"ok": True}, path="", manifest_path="", pending=True) for c in wanted
+        ]
+        delete, _ = self.gfs(list(held.values()) + pending)
+        gone = {m["name"] for m in delete}
+        send = [c for c in wanted if c["name"] not in gone]
+        return {
+            "held": sorted(held),
+            "send": send,
+            "send_bytes": sum(int(c.get("size_bytes") or 0) for c in send),
+            "files": [f for c in send for f in self.copy_files(c)],
+            "would_delete": sorted(m["name"] for m in delete if not m.get("pending")),
+            "msg": "%d held, %d to copy" % (len(held), len(send)),
+        }
+
+    def offsite_receive(self):
+        """Check every copy that arrived in the incoming directory against the checksum the
+        database host recorded (archive, checksum file and manifest), give each matching copy
+        its final name (archive first, manifest last), drop the others and whatever else is
+        left in the incoming directory, then apply this host's retention when all matched."""
+        self.check_copies()
+        incoming = os.path.join(self.root, self.p["incoming"])
+        promoted, bad = [], []
+        for copy in self.p["copies"]:
+            parts = self.copy_files(copy)
+            sources = [os.path.join(incoming, p) for p in parts]
+            targets = [os.path.join(self.root, p) for p in parts]
+            problem = self.copy_problem(copy, sources)
+            if problem:
+                bad.append("offsite copy of %s is bad: %s" % (copy["name"], problem))
+                for path in sources:
+                    if not self.module.check_mode:
+                        remove(path)
+                continue
+            if self.module.check_mode:
+                promoted.append(copy)
+                continue
+            folder = os.path.dirname(targets[0])
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)
+            for source, target in zip(sources, targets):
+                for path in archive_files(source) + ([source] if os.path.isdir(source) else []):
+                    os.chmod(path, 0o700 if os.path.isdir(path) else 0o600)
+                if os.path.exists(target):
+                    remove(target)  # an unchecked part left by an interrupted promotion
+                os.rename(source, target)
+            fsync_path(folder)
+            promoted.append(copy)
+        leftovers = []
+        if os.path.isdir(incoming):
+            for top, dirs, files in os.walk(incoming):
+                leftovers += [os.path.relpath(os.path.join(top, f), incoming) for f in files]
+            if not self.module.check_mode:
+                remove(incoming)
+        self.changed = bool(promoted or leftovers or bad)
+        deleted = []
+        if not bad:
+            delete, _ = self.gfs(self.manifests())
+            deleted = self.prune(delete)
+        return {
+            "promoted": [c["name"] for c in promoted],
+            "bytes": sum(int(c.get("size_bytes") or 0) for c in promoted),
+            "bad": bad,
+            "deleted": deleted,
+            "leftovers_removed": leftovers,
+            "msg": "; ".join(bad) or "copied %d, pruned %d" % (len(promoted), len(deleted)),
+        }
+
+    @staticmethod
+    def copy_problem(copy, sources):
+        """'' when the incoming archive, checksum file and manifest match the checksum recorded
+        on the database host, else what differs."""
+        archive, sums_path, manifest_path = sources
+        missing = [os.path.basename(p) for p in sources if not os.path.exists(p)]
+        if missing:
+            return "not received (%s)" % ", ".join(missing)
+        sums = checksum_lines(archive, copy["name"])
+        digest = (
+            hashlib.sha256(sums.encode()).hexdigest() if os.path.isdir(archive) else sums.split()[0]
+        )
+        if digest != copy["sha256"]:
+            return "checksum mismatch (sha256 %s, expected %s)" % (digest, copy["sha256"])
+        with open(sums_path, encoding="utf-8", errors="replace") as handle:
+            if handle.read() != sums:
+                return "checksum file differs from the archive"
+        try:
+            with open(manifest_path, encoding="utf-8") as handle:
+                manifest = json.load(handle)
+        except ValueError:
+            return "manifest unreadable"
+        if manifest.get("name") != copy["name"] or manifest.get("sha256") != copy["sha256"]:
+            return "manifest differs from the database host's"
+        return ""
 
     def restore(self):
         """Restore backup `name` into the existing database `dbname`, stopping at the first SQL
@@ -1147,7 +1286,16 @@ def main():
             action=dict(
                 type="str",
                 required=True,
-                choices=["backup", "verify", "list", "retention", "record", "restore"],
+                choices=[
+                    "backup",
+                    "verify",
+                    "list",
+                    "retention",
+                    "record",
+                    "restore",
+                    "offsite_plan",
+                    "offsite_receive",
+                ],
             ),
             backup_dir=dict(type="path", required=True),
             databases=dict(type="list", elements="str", default=[]),
@@ -1178,6 +1326,8 @@ def main():
             login_user=dict(type="str", default="postgres"),
             login_password=dict(type="str", default="", no_log=True),
             maintenance_db=dict(type="str", default="postgres"),
+            copies=dict(type="list", elements="dict", default=[]),
+            incoming=dict(type="str", default=".incoming"),
         ),
         supports_check_mode=True,
     )
