@@ -193,20 +193,13 @@ def check_services(units, problems, summary):
     return states
 
 
-def truthy(value):
-    """Ansible-style boolean of a variable that may arrive as a string ("false", "no", "0")."""
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "no", "n", "off", "0", "")
-    return bool(value)
-
-
 def check_http(checks, timeout, problems, summary):
     """GET each URL from the host (redirects followed, like ansible.builtin.uri) and compare
     the final status with the expected one."""
     for check in checks:
-        url, expected = check["url"], int(check.get("status", 200))
+        url, expected = check["url"], check["status"]
         context = None
-        if url.lower().startswith("https:") and not truthy(check.get("validate_certs", True)):
+        if url.lower().startswith("https:") and not check["validate_certs"]:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -253,7 +246,7 @@ def main():
             problems.append("%s not ready (%s)" % (where, pg_state["message"]))
 
     services = check_services(args.get("services") or [], problems, summary)
-    check_http(args.get("http_checks") or [], float(args.get("http_timeout", 10)), problems, summary)
+    check_http(args["http_checks"], args["http_timeout"], problems, summary)
 
     if args["cert_critical_days"] > args["cert_warning_days"]:
         problems.append("health_cert_critical_days (%d) is above health_cert_warning_days (%d)"
