@@ -29,6 +29,10 @@ def roles_dir() -> Path:
     return content_root() / "roles"
 
 
+def callback_plugins_dir() -> Path:
+    return content_root() / "plugins" / "callback"
+
+
 def ansible_cfg() -> Path:
     return content_root() / "ansible.cfg"
 
