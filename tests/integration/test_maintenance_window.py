@@ -13,6 +13,11 @@ import time
 from opsplay.errors import ExitCode
 
 HOST = "opsplay-lab-1"
+SILENT_LISTENER = (
+    "import socket, time; s = socket.socket(); "
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+    "s.bind(('127.0.0.1', 4443)); s.listen(); time.sleep(240)"
+)
 
 
 def on_host(*cmd: str) -> str:
@@ -62,12 +67,26 @@ def test_maintenance_mode_by_hand(run_opsplay):
 def test_interrupt_inside_the_window_turns_maintenance_mode_off(run_opsplay, lab_inventories):
     # `always:` never runs when the run is cancelled; opsplay closes the window itself.
     before = on_host("sh", "-c", "cat /var/log/opsplay-maintenance.log 2>/dev/null || true")
+    # Keep the window open long enough to be interrupted inside it, however fast the run is: the
+    # certificate check inside the window reads an endpoint that accepts TCP and never answers
+    # the TLS handshake (a listening socket nobody serves), so it waits for its 60 s timeout.
+    subprocess.run(
+        ["podman", "exec", "-d", HOST, "timeout", "240", "python3", "-c", SILENT_LISTENER],
+        check=True,
+    )
+    slow_endpoint = {
+        "cert_renewal_endpoints": [{"host": "127.0.0.1", "port": 4443, "server_name": "stall"}],
+        "cert_renewal_endpoint_timeout": 60,
+    }
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
     environ.update(
         {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(run_opsplay.state)}
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab", "--limit", HOST],
+        [
+            *[sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab"],
+            *["--limit", HOST, "-e", json.dumps(slow_endpoint)],
+        ],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -92,6 +111,7 @@ def test_interrupt_inside_the_window_turns_maintenance_mode_off(run_opsplay, lab
     finally:
         if proc.poll() is None:
             proc.kill()
+        subprocess.run(["podman", "exec", HOST, "pkill", "-f", "SO_REUSEADDR"], check=False)
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "maintenance mode is off on lab" in err
     assert on_host("sh", "-c", "test -e /var/lib/opsplay/maintenance.flag || echo gone") == "gone\n"
