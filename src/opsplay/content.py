@@ -29,10 +29,6 @@ def roles_dir() -> Path:
     return content_root() / "roles"
 
 
-def callback_plugins_dir() -> Path:
-    return content_root() / "plugins" / "callback"
-
-
 def ansible_cfg() -> Path:
     return content_root() / "ansible.cfg"
 

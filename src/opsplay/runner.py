@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsplay.content import ansible_cfg, callback_plugins_dir, roles_dir
+from opsplay.content import ansible_cfg, roles_dir
 from opsplay.errors import ExitCode
 from opsplay.strategy import Strategy
 
@@ -135,9 +135,6 @@ def _envvars(strategy: Strategy) -> dict[str, str]:
     env = {
         "ANSIBLE_CONFIG": str(ansible_cfg()),
         "ANSIBLE_ROLES_PATH": str(roles_dir()),
-        # ansible-runner puts its own callback directory in this variable, which hides the
-        # ansible.cfg setting; opsplay's own callbacks (plugins/callback) are named here again.
-        "ANSIBLE_CALLBACK_PLUGINS": str(callback_plugins_dir()),
         "PATH": path,
     }
     if strategy.plugin_dir:

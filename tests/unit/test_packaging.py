@@ -32,7 +32,7 @@ def test_wheel_ships_playbooks_roles_and_config(tmp_path):
         "opsplay/_content/ansible.cfg",
         "opsplay/_content/playbooks/health.yml",
         "opsplay/_content/roles/health/tasks/main.yml",
-        "opsplay/_content/plugins/callback/opsplay_prefork.py",
+        "opsplay/_content/playbooks/callback_plugins/opsplay_prefork.py",
         "opsplay/lab/Containerfile",
     ):
         assert path in names, path

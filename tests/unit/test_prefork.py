@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from opsplay.content import ansible_cfg, callback_plugins_dir
-from opsplay.runner import _envvars
-from opsplay.strategy import choose
+from opsplay.content import ansible_cfg, playbooks_dir
 
 REPO = Path(__file__).resolve().parents[2]
+PLUGINS = playbooks_dir() / "callback_plugins"
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 # In a fresh ansible-playbook-like process: which modules the callback leaves loaded, and whether
 # a template using a filter, a test and a lookup then loads anything more (what a worker pays).
@@ -35,25 +35,36 @@ print(json.dumps({"warmed": sorted(warmed), "after": sorted(set(sys.modules) - b
 """
 
 
-def test_opsplay_runs_enable_and_find_the_callback():
-    env = _envvars(choose("auto"))
-    assert env["ANSIBLE_CALLBACK_PLUGINS"] == str(callback_plugins_dir())
-    assert (callback_plugins_dir() / "opsplay_prefork.py").is_file()
-    dump = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-config"), "dump", "--only-changed"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ansible_cfg())},
-    ).stdout
-    assert "CALLBACKS_ENABLED" in dump and "opsplay_prefork" in dump
+def test_playbooks_beside_it_load_it_with_opsplays_settings_only(tmp_path):
+    # Ansible finds callback_plugins/ beside a playbook, as it does for opsplay's playbooks.
+    (tmp_path / "callback_plugins").symlink_to(PLUGINS)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        "  tasks:\n    - ansible.builtin.debug:\n        msg: hi\n"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+
+    def run(env: dict[str, str]) -> str:
+        return subprocess.run(
+            [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(playbook), "-vvv"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=tmp_path,
+        ).stdout
+
+    loaded = "opsplay_prefork: plugins loaded in"
+    assert loaded in run({**base, "ANSIBLE_CONFIG": str(ansible_cfg())})
+    assert loaded not in run(base)  # stock settings
 
 
 def test_worker_loads_nothing_more_after_the_callback():
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ansible_cfg()),
-        "ANSIBLE_CALLBACK_PLUGINS": str(callback_plugins_dir()),
+        "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS),
     }
     out = subprocess.run(
         [sys.executable, "-c", PROBE],

@@ -9,8 +9,8 @@ lab (8 hosts, weekly window): ~870 workers, each paying that again.
 
 This notification callback does that work once in the parent when the first play starts, so the
 workers inherit it (copy-on-write). It changes no result: it only loads what the workers load
-anyway. Any failure is shown with -vvv and ignored. Enabled by opsplay's ansible.cfg
-(callbacks_enabled); stock settings do not load it.
+anyway. Any failure is shown with -vvv and ignored. Ansible finds it beside the playbooks
+(callback_plugins/); opsplay's ansible.cfg enables it (callbacks_enabled), stock settings do not.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class CallbackModule(CallbackBase):
 
 
 def _jinja_plugins() -> None:
-    """Compile (never render) one template that names every filter and test."""
+    """Template one string naming every filter and test inside `{% if false %}`: compiling
+    it looks each one up, and nothing in it runs."""
     import jinja2.filters
     import jinja2.tests
     from ansible.plugins.loader import filter_loader, test_loader
