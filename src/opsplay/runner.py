@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsplay.content import ansible_cfg, roles_dir
+from opsplay.content import ansible_cfg, playbooks_dir, roles_dir
 from opsplay.errors import ExitCode
 from opsplay.strategy import Strategy
 
@@ -135,6 +135,9 @@ def _envvars(strategy: Strategy) -> dict[str, str]:
     env = {
         "ANSIBLE_CONFIG": str(ansible_cfg()),
         "ANSIBLE_ROLES_PATH": str(roles_dir()),
+        # ansible-runner sets this variable to its own callback directory, which hides the
+        # ansible.cfg setting; without it playbooks/queries/ would not find opsplay_prefork.
+        "ANSIBLE_CALLBACK_PLUGINS": str(playbooks_dir() / "callback_plugins"),
         "PATH": path,
     }
     if strategy.plugin_dir:

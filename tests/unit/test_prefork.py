@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from opsplay.content import ansible_cfg, playbooks_dir
+from opsplay.runner import _envvars
+from opsplay.strategy import choose
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = playbooks_dir() / "callback_plugins"
@@ -58,6 +60,28 @@ def test_playbooks_beside_it_load_it_with_opsplays_settings_only(tmp_path):
     loaded = "opsplay_prefork: plugins loaded in"
     assert loaded in run({**base, "ANSIBLE_CONFIG": str(ansible_cfg())})
     assert loaded not in run(base)  # stock settings
+
+
+def test_playbooks_elsewhere_find_it_through_opsplays_settings(tmp_path):
+    # playbooks/queries/ and any playbook outside playbooks/: ansible.cfg names the directory,
+    # and opsplay's runs name it again (ansible-runner replaces ANSIBLE_CALLBACK_PLUGINS).
+    assert _envvars(choose("auto"))["ANSIBLE_CALLBACK_PLUGINS"] == str(PLUGINS)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        "  tasks:\n    - ansible.builtin.debug:\n        msg: hi\n"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    out = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(playbook), "-vvv"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**base, "ANSIBLE_CONFIG": str(ansible_cfg())},
+        cwd=tmp_path,
+    )
+    assert "opsplay_prefork: plugins loaded in" in out.stdout
+    assert "unable to load" not in out.stdout + out.stderr
 
 
 def test_worker_loads_nothing_more_after_the_callback():
