@@ -9,14 +9,13 @@ lab (8 hosts, weekly window): ~870 workers, each paying that again.
 
 This notification callback does that work once in the parent when the first play starts, so the
 workers inherit it (copy-on-write). It changes no result: it only loads what the workers load
-anyway. Any failure is shown with -vvv and ignored. Ansible finds it beside the playbooks
-(callback_plugins/); opsplay's ansible.cfg enables it (callbacks_enabled), stock settings do not.
+anyway. Any failure is shown with -vvv and ignored. opsplay's ansible.cfg names this directory
+(callback_plugins) and enables it (callbacks_enabled); stock settings do not run it.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import time
 
 from ansible.plugins.callback import CallbackBase
