@@ -1,6 +1,6 @@
 """Fleet speed: opsplay against stock Ansible and the runbooks' manual loop, on the same lab hosts.
 
-    .venv/bin/python benchmarks/fleet.py [--hosts 1,4,8] [--reps 3] [--ssh] [--out DIR]
+    .venv/bin/python benchmarks/fleet.py [--hosts 1,4,8] [--reps 3] [--at 8] [--ssh] [--out DIR]
 
 For each lab size N (lab hosts started with `opsplay lab up --hosts N`), medians of --reps runs of:
   A    `opsplay maintenance weekly --env lab` (the product as shipped)
@@ -10,9 +10,11 @@ For each lab size N (lab hosts started with `opsplay lab up --hosts N`), medians
   C    a sequential shell loop of the runbooks' commands for the same procedures, one
        `podman exec` (or `ssh`, with --ssh) per command and host, as an operator would type them
 With --ssh every run reaches the hosts over SSH (`opsplay lab up --ssh`), the production transport.
-and once at the largest N: D, `opsplay --help` against `python -c "import click"` and
-`opsplay run health` against RAW running health.yml; peak controller memory (all processes of
-the run) of A and B. E is the per-host marginal cost (slope of time over N) of A and RAW.
+and once, at the size the targets name (--at, default 8 when measured, else the largest N): D,
+`opsplay --help` against `python -c "import click"` and `opsplay run health` against RAW running
+health.yml; peak controller memory (all processes of the run) of A, B and RAW. The ratios are
+taken at that size. E is the per-host marginal cost (least-squares slope of time over all N) of
+A and RAW.
 Prints a table of wall times and ratios, writes JSON and a PNG plot of time against hosts.
 Ratios are taken within this one run, on the same hosts, so machine load affects both sides.
 """
@@ -199,8 +201,14 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--ssh", action="store_true", help="reach the hosts over SSH")
+    parser.add_argument(
+        "--at", type=int, help="size for the ratios, D and memory (default 8, else the largest)"
+    )
     args = parser.parse_args()
     sizes = sorted({int(n) for n in args.hosts.split(",")})
+    at_size = args.at or (8 if 8 in sizes else sizes[-1])
+    if at_size not in sizes:
+        parser.error(f"--at {at_size} is not among --hosts {args.hosts}")
     procedures = weekly_procedures()
 
     work = Path(tempfile.mkdtemp(prefix="opsplay-bench-"))
@@ -257,26 +265,31 @@ def main() -> None:
                     flush=True,
                 )
             results["sizes"][n] = row  # type: ignore[index]
+            if n != at_size:
+                continue
+            memory = {
+                name: timed(*runs[name], cwd=work, memory=True)[1] for name in ("A", "B", "RAW")
+            }
+            health = str(REPO / "playbooks" / "health.yml")
+            wrapper = median(
+                [
+                    timed(
+                        [OPSPLAY, "run", "health", "--env", "lab", "--json"], envs["A"], cwd=work
+                    )[0]
+                    for _ in range(args.reps)
+                ]
+            )
+            raw_health = median(
+                [
+                    timed(
+                        [str(BIN / "ansible-playbook"), "-i", lab_inventory, health],
+                        envs["RAW"],
+                        cwd=work,
+                    )[0]
+                    for _ in range(args.reps)
+                ]
+            )
 
-        top = sizes[-1]
-        memory = {name: timed(*runs[name], cwd=work, memory=True)[1] for name in ("A", "B", "RAW")}
-        health = str(REPO / "playbooks" / "health.yml")
-        wrapper = median(
-            [
-                timed([OPSPLAY, "run", "health", "--env", "lab", "--json"], envs["A"], cwd=work)[0]
-                for _ in range(args.reps)
-            ]
-        )
-        raw_health = median(
-            [
-                timed(
-                    [str(BIN / "ansible-playbook"), "-i", lab_inventory, health],
-                    envs["RAW"],
-                    cwd=work,
-                )[0]
-                for _ in range(args.reps)
-            ]
-        )
         click_import = median(
             [timed([sys.executable, "-c", "import click"], envs["B"])[0] for _ in range(15)]
         )
@@ -293,10 +306,10 @@ def main() -> None:
 
     sizes_rows = results["sizes"]  # type: ignore[assignment]
     slope = {name: _slope(sizes, [sizes_rows[n][name] for n in sizes]) for name in ("A", "RAW")}
-    at = sizes_rows[top]
+    at = sizes_rows[at_size]
     results.update(
         {
-            "at_hosts": top,
+            "at_hosts": at_size,
             "ratios": {
                 "A/B": at["A"] / at["B"],
                 "A/C": at["A"] / at["C"],
