@@ -9,7 +9,8 @@
 #   "http_checks": [{"url": U, "status": N, "validate_certs": bool}], "http_timeout": S}
 # Prints one JSON document: {"problems": [str], "warnings": [str], "summary": [str],
 #   "disk": [...], "memory_percent": N, "postgres": {"ready": bool, "message": str} or null,
-#   "services": [{"unit", "load", "active", "sub"}], "certificates": [{"path", "not_after", "days_left"}]}
+#   "services": [{"unit", "load", "active", "sub"}],
+#   "certificates": [{"path", "not_after", "days_left"}]}
 # Python 3 standard library and the openssl command (certificates' notAfter); no
 # python3-cryptography needed on the host.
 """Measure what the health role checks, in one remote call."""
@@ -71,7 +72,7 @@ def systemd_units(units):
         return []
     try:
         proc = subprocess.run(
-            ["systemctl", "show", "--property=LoadState,ActiveState,SubState", "--"] + list(units),
+            ["systemctl", "show", "--property=LoadState,ActiveState,SubState", "--", *units],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             universal_newlines=True,
@@ -82,13 +83,21 @@ def systemd_units(units):
     # One block of KEY=VALUE lines per unit, in the order given, separated by blank lines.
     blocks = proc.stdout.strip().split("\n\n") if proc.stdout.strip() else []
     if proc.returncode != 0 or len(blocks) != len(units):
-        error = (proc.stderr.strip().splitlines() or ["systemctl show exited %d" % proc.returncode])[0]
+        error = (
+            proc.stderr.strip().splitlines() or ["systemctl show exited %d" % proc.returncode]
+        )[0]
         return [{"unit": unit, "error": error} for unit in units]
     states = []
-    for unit, block in zip(units, blocks):
+    for unit, block in zip(units, blocks, strict=True):
         props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
-        states.append({"unit": unit, "load": props.get("LoadState", ""), "active": props.get("ActiveState", ""),
-                       "sub": props.get("SubState", "")})
+        states.append(
+            {
+                "unit": unit,
+                "load": props.get("LoadState", ""),
+                "active": props.get("ActiveState", ""),
+                "sub": props.get("SubState", ""),
+            }
+        )
     return states
 
 
@@ -98,8 +107,12 @@ def cert_not_after(path):
         if b"-----BEGIN CERTIFICATE-----" not in handle.read(1024 * 1024):
             raise ValueError("no PEM certificate")
     try:
-        proc = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", path],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["openssl", "x509", "-noout", "-enddate", "-in", path],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     except FileNotFoundError:
         raise ValueError("the openssl command is not installed") from None
     if proc.returncode != 0 or not proc.stdout.startswith("notAfter="):
@@ -119,8 +132,11 @@ def certificate(path, now):
     seconds_left = (not_after - now).total_seconds()
     # Whole days, as the runbook's ((notAfter - now) / 86400): 2 for a certificate expiring in
     # 2 days 23 hours, -1 for one that expired an hour ago.
-    result = {"path": path, "not_after": not_after.strftime("%Y-%m-%d %H:%M:%SZ"),
-              "days_left": math.floor(seconds_left / 86400)}
+    result = {
+        "path": path,
+        "not_after": not_after.strftime("%Y-%m-%d %H:%M:%SZ"),
+        "days_left": math.floor(seconds_left / 86400),
+    }
     if seconds_left < 0:
         result["days_ago"] = math.floor(-seconds_left / 86400)
     return result
@@ -150,7 +166,9 @@ def certificate_paths(patterns, live_dir):
 
 def check_certificates(args, problems, warnings, summary):
     warning_days, critical_days = args["cert_warning_days"], args["cert_critical_days"]
-    paths, found_problems = certificate_paths(args.get("certificates") or [], args.get("certbot_live_dir"))
+    paths, found_problems = certificate_paths(
+        args.get("certificates") or [], args.get("certbot_live_dir")
+    )
     problems.extend(found_problems)
     now = datetime.datetime.fromtimestamp(time.time(), datetime.timezone.utc)
     certs = [certificate(path, now) for path in paths]
@@ -164,12 +182,19 @@ def check_certificates(args, problems, warnings, summary):
         if days < 0:
             problems.append("cert %s expired %d days ago (%s)" % (path, cert["days_ago"], date))
         elif days < critical_days:
-            problems.append("cert %s expires in %d days (%s, < %d)" % (path, days, date, critical_days))
+            problems.append(
+                "cert %s expires in %d days (%s, < %d)" % (path, days, date, critical_days)
+            )
         elif days < warning_days:
-            warnings.append("cert %s expires in %d days (%s, < %d)" % (path, days, date, warning_days))
+            warnings.append(
+                "cert %s expires in %d days (%s, < %d)" % (path, days, date, warning_days)
+            )
     if valid:
         soonest = min(valid, key=lambda cert: cert["days_left"])
-        summary.append("certs %d checked, soonest %s in %d days" % (len(valid), soonest["path"], soonest["days_left"]))
+        summary.append(
+            "certs %d checked, soonest %s in %d days"
+            % (len(valid), soonest["path"], soonest["days_left"])
+        )
     return certs
 
 
@@ -178,7 +203,9 @@ def check_services(units, problems, summary):
     active = []
     errors = [state for state in states if "error" in state]
     if errors:  # systemctl itself failed: one problem for all units
-        problems.append("services %s: %s" % (", ".join(state["unit"] for state in errors), errors[0]["error"]))
+        problems.append(
+            "services %s: %s" % (", ".join(state["unit"] for state in errors), errors[0]["error"])
+        )
     for state in states:
         if "error" in state:
             continue
@@ -187,7 +214,10 @@ def check_services(units, problems, summary):
         elif state["active"] in ("active", "reloading"):
             active.append(state["unit"])
         else:
-            problems.append("service %s %s (%s)" % (state["unit"], state["active"] or "unknown", state["sub"] or state["load"]))
+            problems.append(
+                "service %s %s (%s)"
+                % (state["unit"], state["active"] or "unknown", state["sub"] or state["load"])
+            )
     if active:
         summary.append("services %s active" % ", ".join(active))
     return states
@@ -226,7 +256,9 @@ def main():
         if "error" in entry:
             problems.append("disk %s: %s" % (entry["path"], entry["error"]))
         elif entry["percent"] > args["disk_max_percent"]:
-            problems.append("disk %s %d%% > %d%%" % (entry["path"], entry["percent"], args["disk_max_percent"]))
+            problems.append(
+                "disk %s %d%% > %d%%" % (entry["path"], entry["percent"], args["disk_max_percent"])
+            )
         else:
             summary.append("disk %s %d%%" % (entry["path"], entry["percent"]))
 
@@ -249,14 +281,24 @@ def main():
     check_http(args["http_checks"], args["http_timeout"], problems, summary)
 
     if args["cert_critical_days"] > args["cert_warning_days"]:
-        problems.append("health_cert_critical_days (%d) is above health_cert_warning_days (%d)"
-                        % (args["cert_critical_days"], args["cert_warning_days"]))
+        problems.append(
+            "health_cert_critical_days (%d) is above health_cert_warning_days (%d)"
+            % (args["cert_critical_days"], args["cert_warning_days"])
+        )
         certs = []
     else:
         certs = check_certificates(args, problems, warnings, summary)
 
-    result = {"problems": problems, "warnings": warnings, "summary": summary, "disk": disks,
-              "memory_percent": memory, "postgres": pg_state, "services": services, "certificates": certs}
+    result = {
+        "problems": problems,
+        "warnings": warnings,
+        "summary": summary,
+        "disk": disks,
+        "memory_percent": memory,
+        "postgres": pg_state,
+        "services": services,
+        "certificates": certs,
+    }
     print(json.dumps(result))
 
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: pg_backup_archive
-short_description: Dump, verify, list, prune and annotate PostgreSQL backups (opsplay pg_backup role)
+short_description: Dump, verify, list, prune and annotate PostgreSQL backups (opsplay pg_backup)
 description:
-  - Internal module of the opsplay pg_backup role; see the role's README and meta/argument_specs.yml.
+  - Internal module of the opsplay pg_backup role; see the role's README and
+    meta/argument_specs.yml.
   - Runs on the database host as the PostgreSQL OS user (become), connects with psycopg2.
 options:
   action:
@@ -61,7 +62,8 @@ options:
     type: str
     default: ""
   lock_wait_timeout:
-    description: Value of pg_dump --lock-wait-timeout, also the lock_timeout of the row-count session.
+    description: >-
+      Value of pg_dump --lock-wait-timeout, also the lock_timeout of the row-count session.
     type: str
     default: 60s
   row_counts_query:
@@ -69,7 +71,8 @@ options:
     type: str
     default: ""
   reuse_newer_than:
-    description: Seconds; skip a database whose newest good backup ended more recently. 0 dumps always.
+    description: >-
+      Seconds; skip a database whose newest good backup ended more recently. 0 dumps always.
     type: int
     default: 0
   names:
@@ -224,15 +227,17 @@ def describe_tool_error(tool, stderr, where):
     if "No space left on device" in text:
         return "disk full (No space left on device) in %s" % where
     if "could not obtain lock" in text or "lock timeout" in text:
-        line = [l for l in text.splitlines() if "lock" in l]
-        return "lock wait timeout: %s" % (line[0].split("error: ", 1)[-1] if line else text)
+        locks = [line for line in text.splitlines() if "lock" in line]
+        return "lock wait timeout: %s" % (locks[0].split("error: ", 1)[-1] if locks else text)
     if "Permission denied" in text:
         return (
             "permission denied: %s"
-            % [l for l in text.splitlines() if "Permission denied" in l][0].split("error: ", 1)[-1]
+            % next(line for line in text.splitlines() if "Permission denied" in line).split(
+                "error: ", 1
+            )[-1]
         )
     errors = (
-        [l for l in text.splitlines() if "error:" in l or "ERROR:" in l]
+        [line for line in text.splitlines() if "error:" in line or "ERROR:" in line]
         or text.splitlines()
         or ["failed"]
     )
@@ -242,7 +247,9 @@ def describe_tool_error(tool, stderr, where):
 def age_message(stderr):
     """age's error line without its prefix and its 'report unexpected errors' footer."""
     lines = [
-        l.strip() for l in (stderr or "").splitlines() if l.strip() and "report unexpected" not in l
+        line.strip()
+        for line in (stderr or "").splitlines()
+        if line.strip() and "report unexpected" not in line
     ]
     first = lines[0] if lines else "failed"
     first = first.split("age: error: ", 1)[-1]
@@ -289,10 +296,8 @@ def remove(path):
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def fsync_path(path):
@@ -415,7 +420,7 @@ class Backups:
     def pipeline(count):
         """Stderr files for ``count`` processes and the list the caller appends its processes
         to; on the way out, whatever still runs is killed and the files are closed."""
-        errors = [tempfile.TemporaryFile() for _ in range(count)]
+        errors = [tempfile.TemporaryFile() for _ in range(count)]  # noqa: SIM115 (closed on the way out)
         procs = []
         try:
             yield procs, errors
@@ -476,10 +481,8 @@ class Backups:
                         broken.add(sink)
                 tail = (tail + block)[-400:]
             for sink in sinks:
-                try:
+                with contextlib.suppress(BrokenPipeError):
                     sink.close()
-                except BrokenPipeError:
-                    pass
             codes, texts = self.outcome(procs, errors)
         if codes[0] != 0:
             raise BackupError(
@@ -564,7 +567,7 @@ class Backups:
         try:
             import psycopg2
         except ImportError:
-            raise BackupError("python3-psycopg2 is missing on the host")
+            raise BackupError("python3-psycopg2 is missing on the host") from None
         where = "%s:%s" % (
             self.p["login_host"] or self.p["login_unix_socket"],
             self.p["login_port"],
@@ -582,8 +585,8 @@ class Backups:
         except psycopg2.OperationalError as exc:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0]
             if "does not exist" in first and dbname in first:
-                raise BackupError("database %s does not exist" % dbname)
-            raise BackupError("PostgreSQL server not reachable at %s: %s" % (where, first))
+                raise BackupError("database %s does not exist" % dbname) from exc
+            raise BackupError("PostgreSQL server not reachable at %s: %s" % (where, first)) from exc
 
     def run(self, argv, where):
         proc = subprocess.run(
@@ -612,7 +615,7 @@ class Backups:
         try:
             subdirs = sorted(os.listdir(self.root))
         except OSError as exc:
-            raise BackupError(describe_os_error(exc, self.root))
+            raise BackupError(describe_os_error(exc, self.root)) from exc
         for sub in subdirs:
             if databases and sub not in databases and sub != GLOBALS:
                 continue
@@ -650,7 +653,7 @@ class Backups:
             os.rename(tmp, manifest["manifest_path"])
         except OSError as exc:
             remove(tmp)
-            raise BackupError(describe_os_error(exc, manifest["manifest_path"]))
+            raise BackupError(describe_os_error(exc, manifest["manifest_path"])) from exc
 
     # -- verification -------------------------------------------------------------------------
     def check_archive(self, manifest):
@@ -751,7 +754,8 @@ class Backups:
                 cur.execute("SHOW server_version")
                 version = cur.fetchone()[0]
                 cur.execute(
-                    "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1"
+                    "SELECT datname FROM pg_database"
+                    " WHERE NOT datistemplate AND datallowconn ORDER BY 1"
                 )
                 databases = [row[0] for row in cur.fetchall()]
         finally:
@@ -766,7 +770,7 @@ class Backups:
                 pass
             os.unlink(probe)
         except OSError as exc:
-            raise BackupError(describe_os_error(exc, path))
+            raise BackupError(describe_os_error(exc, path)) from exc
 
     def clean_leftovers(self, folder):
         """Temporary files of an interrupted earlier run (never final names)."""
@@ -845,7 +849,7 @@ class Backups:
                         else " (completed before the failure: %s)"
                         % ", ".join(d["name"] for d in done),
                     )
-                )
+                ) from exc
         if leftovers:
             self.changed = True
         return {
@@ -912,10 +916,10 @@ class Backups:
                 if encrypted:
                     # The plaintext is read whole by pg_restore on its way into age.
                     self.encrypt_stream(
-                        argv + ["--dbname", database], tmp["archive"], "archive", folder
+                        [*argv, "--dbname", database], tmp["archive"], "archive", folder
                     )
                 else:
-                    self.run(argv + ["--file", tmp["archive"], "--dbname", database], folder)
+                    self.run([*argv, "--file", tmp["archive"], "--dbname", database], folder)
             if conn is not None:
                 conn.rollback()
                 conn.close()
@@ -958,7 +962,7 @@ class Backups:
             fsync_path(folder)
         except OSError as exc:
             self.undo(tmp, final)
-            raise BackupError(describe_os_error(exc, folder))
+            raise BackupError(describe_os_error(exc, folder)) from exc
         except BaseException:
             self.undo(tmp, final)
             raise
@@ -982,7 +986,7 @@ class Backups:
             remove(final + ".json")
 
     def count_rows(self, database):
-        """Open a REPEATABLE READ transaction, export its snapshot for pg_dump and count rows in it."""
+        """Open a REPEATABLE READ transaction, export its snapshot for pg_dump, count rows in it."""
         import psycopg2
 
         conn = self.connect(database)
@@ -1003,8 +1007,8 @@ class Backups:
                 raise BackupError(
                     "lock wait timeout (%s) counting rows: a table is locked"
                     % self.p["lock_wait_timeout"]
-                )
-            raise BackupError("counting rows: %s" % first)
+                ) from exc
+            raise BackupError("counting rows: %s" % first) from exc
         return conn, snapshot, counts
 
     # -- listing, retention, annotations ------------------------------------------------------
@@ -1070,7 +1074,7 @@ class Backups:
         for m in items:
             by_db.setdefault(m.get("database"), []).append(m)
         delete, keep = [], {}
-        for database, group in sorted(by_db.items(), key=lambda kv: str(kv[0])):
+        for _database, group in sorted(by_db.items(), key=lambda kv: str(kv[0])):
             good = [m for m in group if self.is_good(m) and m["name"] not in not_good]
             if not good:
                 continue  # nothing verified to fall back on: delete nothing
@@ -1179,7 +1183,7 @@ class Backups:
             folder = os.path.dirname(targets[0])
             os.makedirs(folder, mode=0o700, exist_ok=True)
             os.chmod(folder, 0o700)
-            for source, target in zip(sources, targets):
+            for source, target in zip(sources, targets, strict=True):
                 for path in archive_files(source) + ([source] if os.path.isdir(source) else []):
                     os.chmod(path, 0o700 if os.path.isdir(path) else 0o600)
                 if os.path.exists(target):
@@ -1189,7 +1193,7 @@ class Backups:
             promoted.append(copy)
         leftovers = []
         if os.path.isdir(incoming):
-            for top, dirs, files in os.walk(incoming):
+            for top, _dirs, files in os.walk(incoming):
                 leftovers += [os.path.relpath(os.path.join(top, f), incoming) for f in files]
             if not self.module.check_mode:
                 remove(incoming)
@@ -1259,7 +1263,7 @@ class Backups:
             if problem:
                 raise BackupError(describe_tool_error("pg_restore", problem, self.p["dbname"]))
         else:
-            self.run(argv + ["--jobs", str(self.p["jobs"]), manifest["path"]], self.p["dbname"])
+            self.run([*argv, "--jobs", str(self.p["jobs"]), manifest["path"]], self.p["dbname"])
         seconds = time.monotonic() - clock
         return {
             "msg": "restored %s into %s" % (manifest["name"], self.p["dbname"]),

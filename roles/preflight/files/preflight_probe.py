@@ -8,6 +8,7 @@ space of the declared paths. Prints one JSON document. Argument: a JSON object
 """
 
 import calendar
+import contextlib
 import json
 import os
 import sys
@@ -39,21 +40,17 @@ def backups(backup_dir, databases):
     if not backup_dir:
         return {}
     wanted = set(databases)
-    try:
+    with contextlib.suppress(OSError):
         wanted |= {
             d
             for d in os.listdir(backup_dir)
             if d != "_globals" and os.path.isdir(os.path.join(backup_dir, d))
         }
-    except OSError:
-        pass
     now = time.time()
     result = {}
     for database in sorted(wanted):
         found = newest_verified(os.path.join(backup_dir, database))
-        result[database] = (
-            {"name": found[1], "age_seconds": int(now - found[0])} if found else None
-        )
+        result[database] = {"name": found[1], "age_seconds": int(now - found[0])} if found else None
     return result
 
 

@@ -76,8 +76,10 @@ def interrupted_packages() -> list[str]:
     """Packages dpkg left half-done (``dpkg --audit``), or ["(journal)"] for a pending journal."""
     audit = subprocess.run(["dpkg", "--audit"], capture_output=True, text=True, check=False)
     names = sorted(set(re.findall(r"^ (\S+)\s", audit.stdout, re.MULTILINE)))
-    if not names and os.path.isdir(DPKG_UPDATES) and any(
-        entry.isdigit() for entry in os.listdir(DPKG_UPDATES)
+    if (
+        not names
+        and os.path.isdir(DPKG_UPDATES)
+        and any(entry.isdigit() for entry in os.listdir(DPKG_UPDATES))
     ):
         names = ["(dpkg journal)"]
     return names
