@@ -88,7 +88,7 @@ def systemd_units(units):
         )[0]
         return [{"unit": unit, "error": error} for unit in units]
     states = []
-    for unit, block in zip(units, blocks, strict=True):
+    for unit, block in zip(units, blocks):
         props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
         states.append(
             {

@@ -1183,7 +1183,7 @@ class Backups:
             folder = os.path.dirname(targets[0])
             os.makedirs(folder, mode=0o700, exist_ok=True)
             os.chmod(folder, 0o700)
-            for source, target in zip(sources, targets, strict=True):
+            for source, target in zip(sources, targets):
                 for path in archive_files(source) + ([source] if os.path.isdir(source) else []):
                     os.chmod(path, 0o700 if os.path.isdir(path) else 0o600)
                 if os.path.exists(target):
