@@ -233,7 +233,11 @@ def main() -> None:
     try:
         for n in sizes:
             subprocess.run(
-                [OPSPLAY, "--inventory-dir", str(inventory_dir), "lab", "up", "--hosts", str(n)],
+                [
+                    *(OPSPLAY, "--inventory-dir", str(inventory_dir), "lab", "up"),
+                    *("--hosts", str(n)),
+                    *(["--ssh"] if args.ssh else []),
+                ],
                 check=True,
                 env=envs["A"],
                 stdout=subprocess.DEVNULL,
