@@ -230,14 +230,13 @@ def main() -> None:
         "sizes": {},
         "transport": "ssh" if args.ssh else "podman",
     }
+    lab_up = [OPSPLAY, "--inventory-dir", str(inventory_dir), "lab", "up"]
+    if args.ssh:
+        lab_up.append("--ssh")
     try:
         for n in sizes:
             subprocess.run(
-                [
-                    *(OPSPLAY, "--inventory-dir", str(inventory_dir), "lab", "up"),
-                    *("--hosts", str(n)),
-                    *(["--ssh"] if args.ssh else []),
-                ],
+                [*lab_up, "--hosts", str(n)],
                 check=True,
                 env=envs["A"],
                 stdout=subprocess.DEVNULL,
