@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsplay.arguments import ArgumentFailure, from_result
 from opsplay.state import RunRecord
 
 _RESULTS = {
@@ -38,6 +39,8 @@ class HostProgress:
     finished: float = 0.0
     message: str = ""
     failed_task: str = ""
+    # the last failure, when it was a role's argument check (bad input)
+    argument_failure: ArgumentFailure | None = None
 
 
 class Progress:
@@ -95,6 +98,8 @@ class Progress:
             ):
                 progress.message = _one_line(res.get("msg") or res.get("stderr") or "")
                 progress.failed_task = data.get("task", "")
+                action = data.get("resolved_action") or data.get("task_action") or ""
+                progress.argument_failure = from_result(action, res)
             if not self._live and not self._quiet:
                 print(f"{host}: {progress.last}: {data.get('task', '')}", file=sys.stderr)
 

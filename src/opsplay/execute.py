@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from opsplay import runner
+from opsplay.arguments import bad_input, given_vars
 from opsplay.display import Progress, print_json, print_recap
 from opsplay.environments import Environment, load_environment
-from opsplay.errors import ExitCode
+from opsplay.errors import ExitCode, OpsplayError
 from opsplay.guard import confirm_run
 from opsplay.inputs import RunOptions
 from opsplay.lock import environment_lock
@@ -107,7 +108,6 @@ def run_query(
     window or a backup runs. Kept in the history like any run.
     """
     from opsplay.content import playbooks_dir
-    from opsplay.errors import OpsplayError
     from opsplay.options import require_env
 
     env = load_environment(settings.inventories(), require_env(env_name))
@@ -192,6 +192,7 @@ def run_recorded(
         environment={"OPSPLAY_STATE_DIR": str(state_dir)},
         event_handler=progress.handle,
     )
+    problem = None
     try:
         with progress:
             result = runner.run_playbook(request)
@@ -203,13 +204,30 @@ def run_recorded(
         record.status, record.rc = result.status, result.rc
         record.exit_code = int(result.exit_code)
         record.artifacts = str(result.artifacts)
+        problem = _bad_input(result, progress, options)
+        if problem:
+            record.exit_code = int(ExitCode.USAGE)
     finally:
         record.duration = round(time.time() - record.started, 2)
         record.hosts = progress.host_results()
         record.data = progress.data
         history.save(record)
         history.rotate()
+    if problem:
+        raise OpsplayError(problem, ExitCode.USAGE)
     return record, run_file
+
+
+def _bad_input(result: runner.RunResult, progress: Progress, options: RunOptions) -> str | None:
+    """The one line when the hosts failed only their roles' argument checks (bad input)."""
+    if result.exit_code != ExitCode.HOSTS_FAILED:
+        return None
+    failures = {
+        host: progress.hosts[host].argument_failure if host in progress.hosts else None
+        for host, row in progress.host_results().items()
+        if row["failed"]
+    }
+    return bad_input(failures, given_vars(options.extravars, options.extravar_files))
 
 
 def _path(value: str | None) -> Path | None:

@@ -1,0 +1,104 @@
+"""A role's argument check failing is bad input (exit 2), in one line.
+
+Ansible checks a role's variables against its ``meta/argument_specs.yml`` in a task of its own
+(action ``validate_argument_spec``) before the role's first task. Which hosts failed that task,
+the errors and the spec come from that task's result; the variables named are the ones the
+operator gave with ``-e`` when the errors are about them (a default derived from one, such as
+``pg_backup_offsite_keep_daily: "{{ pg_backup_keep_daily }}"``, fails with it and is not named).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ACTIONS = frozenset(
+    {
+        "validate_argument_spec",
+        "ansible.builtin.validate_argument_spec",
+        "ansible.legacy.validate_argument_spec",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ArgumentFailure:
+    """One host's failed argument check: the role, Ansible's errors, the role's spec."""
+
+    role: str
+    errors: tuple[str, ...]
+    spec: dict[str, Any]
+
+
+def from_result(action: str, res: dict[str, Any]) -> ArgumentFailure | None:
+    """The argument check's failure in a failed task's result; None for any other task."""
+    if action not in ACTIONS:
+        return None
+    context = res.get("validate_args_context") or {}
+    errors = res.get("argument_errors") or [res.get("msg") or "argument check failed"]
+    return ArgumentFailure(
+        role=str(context.get("name") or "?"),
+        errors=tuple(" ".join(str(e).split()) for e in errors),
+        spec=dict(res.get("argument_spec_data") or {}),
+    )
+
+
+def bad_input(failures: dict[str, ArgumentFailure | None], given: dict[str, Any]) -> str | None:
+    """The one line when every failed host (``failures``: each one's last failure, None when it
+    was not an argument check) failed its argument check; else None (the hosts failed)."""
+    if not failures or any(f is None for f in failures.values()):
+        return None
+    parts: list[str] = []
+    for failure in failures.values():
+        assert failure is not None
+        for part in _describe(failure, given):
+            if part not in parts:
+                parts.append(part)
+    return "bad input: " + "; ".join(parts)
+
+
+def _describe(failure: ArgumentFailure, given: dict[str, Any]) -> list[str]:
+    named = [
+        name
+        for name in given
+        if name in failure.spec and any(_mentions(error, name) for error in failure.errors)
+    ]
+    where = f"(argument spec of role {failure.role})"
+    if not named:  # from the inventory or a role default: Ansible's own words
+        return [f"{'; '.join(failure.errors)} {where}"]
+    return [f"{name}: {_problem(given[name], failure.spec[name])} {where}" for name in named]
+
+
+def _mentions(error: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", error) is not None
+
+
+def _problem(value: Any, spec: dict[str, Any]) -> str:
+    shown = "the value given" if spec.get("no_log") else repr(value)
+    choices = spec.get("choices")
+    if choices and str(value) not in [str(c) for c in choices]:
+        return f"{shown} is not one of {', '.join(str(c) for c in choices)}"
+    kind = str(spec.get("type") or "str")
+    if kind == "list" and spec.get("elements"):
+        kind = f"list of {spec['elements']}"
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"{shown} is not {article} {kind}"
+
+
+def given_vars(extravars: dict[str, Any], files: list[Path]) -> dict[str, Any]:
+    """The variables the operator gave: ``-e @FILE`` (unless vault-encrypted), then the rest."""
+    import yaml
+
+    given: dict[str, Any] = {}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = None if text.startswith("$ANSIBLE_VAULT") else yaml.safe_load(text)
+        except (OSError, yaml.YAMLError):
+            data = None
+        if isinstance(data, dict):
+            given.update(data)
+    given.update(extravars)
+    return given

@@ -1,0 +1,45 @@
+"""A role variable of the wrong type is bad input: exit 2, one line naming the variable given and
+its expected type, and no host touched (the role's argument check is its first task)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from opsplay.errors import ExitCode
+
+from .conftest import LAB_HOSTS
+
+HOSTS = [f"opsplay-lab-{i}" for i in range(1, LAB_HOSTS + 1)]
+# What a backup run changes on a host: the backups and the metrics textfile (names, sizes, times).
+SNAPSHOT = (
+    "find /var/backups/postgresql /var/lib/prometheus/node-exporter -printf '%p %s %T@\\n'"
+    " 2>/dev/null | sort"
+)
+
+
+def snapshot(host: str) -> str:
+    return subprocess.run(
+        ["podman", "exec", host, "sh", "-c", SNAPSHOT], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_wrong_type_of_a_role_variable_is_bad_input(run_opsplay):
+    before = {host: snapshot(host) for host in HOSTS}
+    proc = run_opsplay("run", "backup", "--env", "lab", "-e", "pg_backup_keep_daily=abc")
+
+    assert proc.code == ExitCode.USAGE, proc.out + proc.err
+    assert proc.out == ""  # no recap: the run never started its work
+    errors = [line for line in proc.err.splitlines() if line.startswith("opsplay:")]
+    assert errors == [
+        "opsplay: bad input: pg_backup_keep_daily: 'abc' is not an int"
+        " (argument spec of role pg_backup)"
+    ], proc.err
+    assert "offsite" not in proc.err  # its default derives from pg_backup_keep_daily
+    assert {host: snapshot(host) for host in HOSTS} == before
+
+    # The history keeps the run with exit 2; no task after the argument check ran on a host.
+    (run,) = json.loads(run_opsplay("history", "--env", "lab", "--json").out)
+    assert run["exit_code"] == ExitCode.USAGE
+    for host in HOSTS:
+        assert (run["hosts"][host]["ok"], run["hosts"][host]["changed"]) == (0, 0), run["hosts"]
