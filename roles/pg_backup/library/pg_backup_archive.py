@@ -96,6 +96,14 @@ options:
     description: Retention, newest backup of each of the last N months that have backups.
     type: int
     default: 6
+  recheck:
+    description:
+      - What action=list checks on disk before it calls a backup good.
+      - size (cheap, a stat per file) - the archive exists and its size is the manifest's.
+      - checksums - also every file against its .sha256 (reads every archive).
+    type: str
+    default: size
+    choices: [size, checksums]
   not_good:
     description: Backups (names) retention must not count as good (failed this run's verification).
     type: list
@@ -334,6 +342,50 @@ def checksum_lines(archive, final_name):
 
 def archive_size(path):
     return sum(os.path.getsize(p) for p in archive_files(path))
+
+
+def checksum_problem(path):
+    """'' when every file of the archive at ``path`` matches its ``.sha256``, else the problem."""
+    folder = os.path.dirname(path)
+    try:
+        with open(path + ".sha256", encoding="utf-8") as handle:
+            expected = [line.split(None, 1) for line in handle if line.strip()]
+    except OSError as exc:
+        return "checksum file unreadable (%s)" % (exc.strerror or exc)
+    listed = sorted(rel.strip() for _, rel in expected)
+    actual = sorted(os.path.relpath(p, folder) for p in archive_files(path))
+    if listed != actual:
+        return "archive files differ from the checksum file"
+    for digest, rel in expected:
+        if sha256_file(os.path.join(folder, rel.strip())) != digest:
+            return "checksum mismatch (%s)" % rel.strip()
+    return ""
+
+
+def on_disk_problem(manifest, checksums=False):
+    """'' when the archive on disk is still the one its manifest describes, else why not.
+
+    What a listing can afford every time: the archive exists and its size is the manifest's
+    size_bytes (a stat per file), so a truncated, missing or replaced archive is never listed
+    as good on the strength of its last recorded verification. ``checksums`` also compares
+    every file with its .sha256, which reads every archive whole (a byte changed in place
+    keeps the size). Nothing is written: the manifest keeps its recorded verification.
+    """
+    if "unreadable" in manifest:
+        return "manifest unreadable (%s)" % manifest["unreadable"]
+    path = manifest["path"]
+    if not os.path.exists(path):
+        return "archive missing"
+    try:
+        size = archive_size(path)
+    except OSError as exc:
+        return "archive unreadable (%s)" % (exc.strerror or exc)
+    recorded = manifest.get("size_bytes")
+    if isinstance(recorded, int) and size != recorded:
+        if size < recorded:
+            return "truncated: %d of %d bytes" % (size, recorded)
+        return "size changed: %d bytes, %d recorded" % (size, recorded)
+    return checksum_problem(path) if checksums else ""
 
 
 def write_file(path, text):
@@ -663,20 +715,9 @@ class Backups:
         path = manifest["path"]
         if not os.path.exists(path):
             return "archive missing"
-        folder = os.path.dirname(path)
-        try:
-            with open(path + ".sha256", encoding="utf-8") as handle:
-                expected = [line.split(None, 1) for line in handle if line.strip()]
-        except OSError as exc:
-            return "checksum file unreadable (%s)" % (exc.strerror or exc)
-        listed = sorted(rel.strip() for _, rel in expected)
-        actual = sorted(os.path.relpath(p, folder) for p in archive_files(path))
-        if listed != actual:
-            return "archive files differ from the checksum file"
-        for digest, rel in expected:
-            if sha256_file(os.path.join(folder, rel.strip())) != digest:
-                return "checksum mismatch (%s)" % rel.strip()
-        return self.readable(path, manifest.get("format"), manifest.get("encryption"))
+        return checksum_problem(path) or self.readable(
+            path, manifest.get("format"), manifest.get("encryption")
+        )
 
     def readable(self, path, fmt, encryption=None):
         """Read the whole archive: '' when it is complete, else the problem."""
@@ -1014,7 +1055,10 @@ class Backups:
     # -- listing, retention, annotations ------------------------------------------------------
     def listing(self):
         backups = []
+        checksums = self.p["recheck"] == "checksums"
         for m in self.manifests(self.p["databases"]):
+            problem = on_disk_problem(m, checksums)
+            on_disk = {"ok": not problem, "problem": problem, "checked": self.p["recheck"]}
             backups.append(
                 {
                     k: m.get(k)
@@ -1035,7 +1079,9 @@ class Backups:
                     )
                 }
                 | {
-                    "good": self.is_good(m),
+                    # Recorded as verified and, checked now, still the archive verified.
+                    "good": self.is_good(m) and not problem,
+                    "on_disk": on_disk,
                     "encryption": m.get("encryption", "none"),
                     "recipients": m.get("recipients", []),
                 }
@@ -1316,6 +1362,7 @@ def main():
             keep_weekly=dict(type="int", default=4),
             keep_monthly=dict(type="int", default=6),
             not_good=dict(type="list", elements="str", default=[]),
+            recheck=dict(type="str", default="size", choices=["size", "checksums"]),
             name=dict(type="str"),
             result=dict(type="dict"),
             dbname=dict(type="str"),
