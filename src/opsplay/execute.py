@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from opsplay import runner
 from opsplay.arguments import bad_input, given_vars
@@ -101,11 +102,13 @@ def run_query(
     vault_password_file: str | None,
     verbosity: int,
     run_file_var: str | None = None,
+    extravars: dict[str, Any] | None = None,
 ) -> tuple[Environment, RunRecord, Path]:
     """A read-only query (``playbooks/queries/QUERY.yml``) as the query commands run it.
 
     No confirmation and no environment lock: it changes nothing, and must answer while a
-    window or a backup runs. Kept in the history like any run.
+    window or a backup runs. Kept in the history like any run. ``extravars``: the query's
+    own options (e.g. ``opsplay backups --verify``).
     """
     from opsplay.content import playbooks_dir
     from opsplay.options import require_env
@@ -119,6 +122,7 @@ def run_query(
         as_json=as_json,
         verbosity=verbosity,
         vault_password_file=vault_password_file,
+        extravars=dict(extravars or {}),
     )
     playbook = playbooks_dir() / "queries" / f"{query}.yml"
     record, run_file = run_recorded(

@@ -22,7 +22,9 @@ NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 HOUR = 3600
 
 
-def backup(database, ended, *, good=True, problem="", test=None, size=4096):
+def backup(database, ended, *, good=True, problem="", test=None, size=4096, on_disk=""):
+    """A listed backup; ``problem``: its recorded verification failed; ``on_disk``: the
+    listing found its archive changed (e.g. truncated) although it was verified."""
     stamp = ended.replace("-", "").replace(":", "")
     name = f"{database}_{stamp}.{'sql' if database == '_globals' else 'dump'}"
     return {
@@ -39,7 +41,8 @@ def backup(database, ended, *, good=True, problem="", test=None, size=4096):
         "verified": {"ok": good, "at": ended, "problem": problem},
         "restore_test": test,
         "tables": 3,
-        "good": good,
+        "good": good and not on_disk,
+        "on_disk": {"ok": not on_disk, "problem": on_disk, "checked": "size"},
     }
 
 
@@ -116,7 +119,7 @@ def test_fresh_stale_and_missing_databases():
     assert dbs["postgres"]["count"] == 2 and dbs["postgres"]["newest_age_seconds"] == 10 * HOUR
     assert dbs["postgres"]["newest"]["name"] == "postgres_20261124T020000Z.dump"
     assert backups.warnings(summary) == [
-        "db1 crm: no good backup (1 bad)",
+        "db1 crm: no good backup (1 bad; newest crm_20261124T030000Z.dump: checksum mismatch)",
         "db1 new_db: no backup",
         "db1 shop: newest good backup is 3d10h old (max 1d02h)",
     ]
@@ -142,6 +145,56 @@ def test_a_bad_newest_backup_over_a_fresh_good_one():
     (row,) = backups.rows(summary)
     assert row[2] == "2 (1 bad)" and row[6] == "BAD: archive missing" and row[-1] == "ok"
     assert backups.exit_code(summary, 0) == ExitCode.OK
+
+
+TRUNCATED = "truncated: 1234 of 5678 bytes"
+
+
+def test_a_truncated_only_backup_leaves_the_database_without_one():
+    doc = document(
+        db1=host(backup("postgres", "2026-11-24T11:00:00Z", on_disk=TRUNCATED), globals_=False)
+    )
+    summary = backups.summarize(doc, NOW, 26 * HOUR)
+    db = summary["hosts"]["db1"]["databases"]["postgres"]
+    assert db["status"] == "missing" and (db["good"], db["bad"]) == (0, 1)
+    assert db["newest_problem"] == TRUNCATED
+    (row,) = backups.rows(summary)
+    assert row[6] == f"BAD: {TRUNCATED}" and row[-1] == "MISSING"
+    assert backups.warnings(summary) == [
+        f"db1 postgres: no good backup (1 bad; newest postgres_20261124T110000Z.dump: {TRUNCATED})"
+    ]
+    assert summary["problems"][0]["why"].endswith(f"{TRUNCATED})")
+    assert backups.exit_code(summary, 0) == ExitCode.HOSTS_FAILED
+
+
+def test_a_truncated_newest_backup_over_good_ones():
+    """Bad either way; the exit code says whether a good backup newer than --max-age is left."""
+    doc = document(
+        db1=host(
+            backup("postgres", "2026-11-24T02:00:00Z"),  # 10h old
+            backup("postgres", "2026-11-24T11:00:00Z", on_disk=TRUNCATED),
+            globals_=False,
+        )
+    )
+    fresh = backups.summarize(doc, NOW, 26 * HOUR)
+    (row,) = backups.rows(fresh)
+    assert row[2] == "2 (1 bad)" and row[6] == f"BAD: {TRUNCATED}" and row[-1] == "ok"
+    assert backups.exit_code(fresh, 0) == ExitCode.OK
+    stale = backups.summarize(doc, NOW, 5 * HOUR)
+    assert backups.warnings(stale) == [
+        "db1 postgres: newest good backup is 10h00m old (max 5h00m); "
+        f"newest postgres_20261124T110000Z.dump: {TRUNCATED}"
+    ]
+    assert backups.exit_code(stale, 0) == ExitCode.HOSTS_FAILED
+
+
+def test_what_is_on_disk_now_wins_over_the_recorded_verification():
+    listed = backup("postgres", "2026-11-24T11:00:00Z", on_disk="archive missing")
+    assert listed["verified"]["ok"] is True
+    assert backups.backup_problem(listed) == "archive missing"
+    assert backups.backup_problem(backup("postgres", "2026-11-24T11:00:00Z")) == ""
+    recorded = backup("postgres", "2026-11-24T11:00:00Z", good=False, problem="checksum mismatch")
+    assert backups.backup_problem(recorded) == "checksum mismatch"
 
 
 def test_last_restore_test_is_the_newest_of_any_backup():
@@ -243,6 +296,32 @@ def test_prod_needs_no_yes_and_a_held_lock_does_not_block(opsplay, inventories, 
     assert json.loads(result.out)["hosts"]["db1"]["databases"]["postgres"]["status"] == "ok"
     history = opsplay("history", "--env", "prod", "--json")
     assert json.loads(history.out)[-1]["what"] == "backups"
+
+
+def test_verify_asks_the_hosts_for_checksums_and_json_carries_the_reason(
+    opsplay, inventories, fake_run
+):
+    calls = fake_run(
+        document(
+            db1=host(
+                backup("postgres", "2099-01-01T00:00:00Z", on_disk="checksum mismatch (x.dump)"),
+                globals_=False,
+            )
+        )
+    )
+    plain = opsplay("backups", "--env", "dev", "--json")
+    assert "pg_backup_inventory_verify" not in calls[-1].extravars
+    assert json.loads(plain.out)["checked"] == "size"
+    result = opsplay("backups", "--env", "dev", "--json", "--verify")
+    assert calls[-1].extravars["pg_backup_inventory_verify"] is True
+    assert result.code == ExitCode.HOSTS_FAILED
+    summary = json.loads(result.out)
+    assert summary["checked"] == "checksums"
+    db = summary["hosts"]["db1"]["databases"]["postgres"]
+    assert db["newest_problem"] == "checksum mismatch (x.dump)"
+    assert db["newest"]["on_disk"]["problem"] == "checksum mismatch (x.dump)"
+    assert summary["problems"][0]["why"].endswith(": checksum mismatch (x.dump))")
+    assert "checksum" in opsplay("backups", "--help").out
 
 
 def test_stale_listing_exits_3_with_one_warning_line_each(opsplay, inventories, fake_run):

@@ -4,7 +4,13 @@ Runs ``playbooks/queries/backups.yml`` (the pg_backup role's read-only ``invento
 which reads every backup's manifest on each db_servers host and saves one JSON document into
 this run's directory; this command then shows, per host and database, the newest backup (age,
 size, verification), the last restore test and the number of backups, and warns about each
-database whose newest *good* (verified) backup is older than ``--max-age`` or missing.
+database whose newest *good* backup is older than ``--max-age`` or missing.
+
+A backup is good when it was verified (by the backup run, or a later one) and its archive is
+still that archive: the listing compares each archive's size with its manifest every time (a
+stat per file), so a truncated or deleted archive is bad at once, with the reason; a byte
+changed in place keeps the size, and only ``--verify`` (every archive read against its
+checksum) or the next backup run's re-verification finds it.
 
 Read-only, so unlike ``run`` it neither asks for confirmation in protected environments nor
 takes the environment lock: a listing must work while a backup runs (the backup module writes
@@ -120,6 +126,18 @@ def summarize(
     }
 
 
+def backup_problem(backup: dict[str, Any]) -> str:
+    """Why a listed backup is not good ('' when it is): what the listing found on disk now
+    (truncated, missing, checksum), else its recorded verification's problem."""
+    if backup.get("good"):
+        return ""
+    on_disk = backup.get("on_disk") or {}
+    if on_disk.get("ok") is False and on_disk.get("problem"):
+        return str(on_disk["problem"])
+    verified = backup.get("verified") or {}
+    return str(verified.get("problem") or "not verified or unreadable")
+
+
 def _database(backups: list[dict[str, Any]], now: datetime, max_age: int) -> dict[str, Any]:
     """One database's backups (oldest first, as the module lists them) summed up."""
     good = [b for b in backups if b.get("good")]
@@ -134,13 +152,19 @@ def _database(backups: list[dict[str, Any]], now: datetime, max_age: int) -> dic
     if last_test is not None:
         last_test["age_seconds"] = _age(last_test["at"], now)
     good_age = _age(newest_good.get("ended"), now) if newest_good else None
+    newest_problem = backup_problem(newest) if newest else ""
+    # The newest backup's own problem, when it is the reason there is no fresh good one.
+    because = f"; newest {newest['name']}: {newest_problem}" if newest and newest_problem else ""
     if newest_good is None:
         status = "missing"
         bad = len(backups) - len(good)
-        why = f"no good backup ({bad} bad)" if bad else "no backup"
+        why = f"no good backup ({bad} bad{because})" if bad else "no backup"
     elif good_age is None or good_age > max_age:
         status = "stale"
-        why = f"newest good backup is {format_age(good_age)} old (max {format_age(max_age)})"
+        why = (
+            f"newest good backup is {format_age(good_age)} old (max {format_age(max_age)})"
+            + because
+        )
     else:
         status, why = "ok", ""
     return {
@@ -148,6 +172,7 @@ def _database(backups: list[dict[str, Any]], now: datetime, max_age: int) -> dic
         "good": len(good),
         "bad": len(backups) - len(good),
         "newest": newest,
+        "newest_problem": newest_problem,
         "newest_age_seconds": _age(newest.get("ended"), now) if newest else None,
         "newest_good": newest_good,
         "newest_good_age_seconds": good_age,
@@ -177,13 +202,8 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
     for host, entry in summary["hosts"].items():
         for name, db in entry["databases"].items():
             newest = db["newest"] or {}
-            verified = newest.get("verified") or {}
-            if not newest:
-                check = "-"
-            elif verified.get("ok") is True:
-                check = "ok"
-            else:
-                check = "BAD: " + (verified.get("problem") or "not verified or unreadable")
+            problem = backup_problem(newest) if newest else ""
+            check = "-" if not newest else f"BAD: {problem}" if problem else "ok"
             test = db["last_restore_test"]
             if name == GLOBALS:
                 tested = "n/a"  # globals are verified, never restore-tested
@@ -261,6 +281,15 @@ def _print_table(summary: dict[str, Any], title: str) -> None:
     metavar="AGE",
     help="Warn (exit 3) when a database's newest good backup is older (90m, 26h, 2d).",
 )
+@click.option(
+    "--verify",
+    is_flag=True,
+    envvar="OPSPLAY_BACKUP_VERIFY",
+    help="Also compare every archive with its checksum: reads every archive whole on the hosts "
+    "(as long as reading all backups from disk takes). Without it each archive's size is "
+    "compared with its manifest, which finds a truncated or deleted archive but not a byte "
+    "changed in place.",
+)
 @click.pass_obj
 def command(
     settings: Settings,
@@ -270,12 +299,15 @@ def command(
     vault_password_file: str | None,
     verbosity: int,
     max_age: str,
+    verify: bool,
 ) -> int:
     """List the PostgreSQL backups per host and database (read-only; no lock, no confirmation).
 
     Shows the newest backup (age, size, verified), the last restore test and the number of
     backups; warns on stderr for each database whose newest good backup is older than
-    --max-age or missing, and then exits 3.
+    --max-age or missing, and then exits 3. A backup is good when it was verified and its
+    archive still has its recorded size (with --verify: its checksum); else it is BAD with
+    the reason (e.g. "truncated: 1234 of 5678 bytes").
     """
     import json
     import sys
@@ -292,6 +324,7 @@ def command(
         vault_password_file,
         verbosity,
         run_file_var="pg_backup_inventory_file",
+        extravars={"pg_backup_inventory_verify": True} if verify else None,
     )
     try:
         document = json.loads(listing.read_text(encoding="utf-8"))
@@ -313,6 +346,7 @@ def command(
         )
     summary = summarize(document, datetime.now(UTC), seconds, failed)
     summary["run"] = {"id": record.id, "status": record.status, "exit_code": record.exit_code}
+    summary["checked"] = "checksums" if verify else "size"
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     elif sys.stdout.isatty():
