@@ -98,12 +98,13 @@ options:
     default: 6
   recheck:
     description:
-      - What action=list checks on disk before it calls a backup good.
-      - size (cheap, a stat per file) - the archive exists and its size is the manifest's.
+      - What action=list checks on disk before it calls a backup good (opsplay backups).
+      - none - the recorded verification only (the role's own runs verify what they use).
+      - size (cheap, a stat per file) - also the archive exists and its size is the manifest's.
       - checksums - also every file against its .sha256 (reads every archive).
     type: str
-    default: size
-    choices: [size, checksums]
+    default: none
+    choices: [none, size, checksums]
   not_good:
     description: Backups (names) retention must not count as good (failed this run's verification).
     type: list
@@ -1055,10 +1056,10 @@ class Backups:
     # -- listing, retention, annotations ------------------------------------------------------
     def listing(self):
         backups = []
-        checksums = self.p["recheck"] == "checksums"
+        recheck = self.p["recheck"]
         for m in self.manifests(self.p["databases"]):
-            problem = on_disk_problem(m, checksums)
-            on_disk = {"ok": not problem, "problem": problem, "checked": self.p["recheck"]}
+            problem = on_disk_problem(m, recheck == "checksums") if recheck != "none" else ""
+            on_disk = {"ok": not problem, "problem": problem, "checked": recheck}
             backups.append(
                 {
                     k: m.get(k)
@@ -1362,7 +1363,7 @@ def main():
             keep_weekly=dict(type="int", default=4),
             keep_monthly=dict(type="int", default=6),
             not_good=dict(type="list", elements="str", default=[]),
-            recheck=dict(type="str", default="size", choices=["size", "checksums"]),
+            recheck=dict(type="str", default="none", choices=["none", "size", "checksums"]),
             name=dict(type="str"),
             result=dict(type="dict"),
             dbname=dict(type="str"),
