@@ -32,7 +32,7 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
     state_dir = private_dir(settings.state())
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
         try:
-            record, _ = run_recorded(settings, env, book.path, what, options)
+            record, _ = run_recorded(settings, env, book.path, what, options, locked=True)
         except KeyboardInterrupt:
             if book.opens_window:
                 close_window(settings, env, what, options)
@@ -48,7 +48,21 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
         print_json(record)
     else:
         print_recap(record)
+    if book.opens_window and not options.check:
+        warn_windows_left(record, env.name)
     return int(record.exit_code or 0)
+
+
+def warn_windows_left(record: RunRecord, env: str) -> None:
+    """A host unreachable during a window run may have kept its window open: say how it closes."""
+    for host, row in record.hosts.items():
+        if row.get("unreachable"):
+            print(
+                f"opsplay: {host} was unreachable during {record.what} (run {record.id}): if its "
+                "window was open it is still in maintenance mode; the next window run closes it, "
+                f"or: opsplay maintenance-mode off --env {env} --limit {host}",
+                file=sys.stderr,
+            )
 
 
 def close_window(settings: Settings, env: Environment, what: str, options: RunOptions) -> None:
@@ -78,7 +92,12 @@ def close_window(settings: Settings, env: Environment, what: str, options: RunOp
     )
     try:
         record, _ = run_recorded(
-            settings, env, procedure("maintenance-mode").path, f"{what}: close window", cleanup
+            settings,
+            env,
+            procedure("maintenance-mode").path,
+            f"{what}: close window",
+            cleanup,
+            locked=True,
         )
     except KeyboardInterrupt:
         print(f"opsplay: maintenance mode may still be on: run {by_hand}", file=sys.stderr)
@@ -139,6 +158,7 @@ def run_recorded(
     options: RunOptions,
     run_file_var: str | None = None,
     quiet: bool = False,
+    locked: bool = False,
 ) -> tuple[RunRecord, Path]:
     """Run ``playbook`` through ansible-runner with live progress, kept in the history.
 
@@ -147,6 +167,11 @@ def run_recorded(
     ``RUN_DIR/WHAT.json``, for a playbook that leaves a document there for its command to
     read; returns the record and that path (the run directory when ``run_file_var`` is None).
     ``quiet``: no per-task lines without a terminal (queries print their own table).
+
+    Every run gets its ID as ``opsplay_run_id`` (maintenance windows record it on the hosts);
+    ``locked``: the caller holds the environment lock for this run, said to the playbook as
+    ``opsplay_environment_locked`` (no other run can be inside a window of this environment,
+    so a window still open from another run was left by a run that is gone).
     """
     inventory = env.inventory_file
     assert inventory is not None
@@ -165,7 +190,9 @@ def run_recorded(
         strategy=strategy.name,
     )
     history.save(record)
-    extravars = dict(options.extravars)
+    extravars = {**options.extravars, "opsplay_run_id": run_id}
+    if locked:
+        extravars["opsplay_environment_locked"] = True
     run_file = run_dir
     if run_file_var:
         run_file = run_dir / f"{what}.json"

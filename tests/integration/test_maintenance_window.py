@@ -1,5 +1,7 @@
 """The weekly window on the lab: a failure inside it still turns maintenance mode off, logs the
-start and the failed end, fails the host with the original reason, and nginx answers again."""
+start and the failed end, fails the host with the original reason, and nginx answers again; a
+window left open (opsplay killed inside it, the host gone while it was open) is named by health
+and status and closed by the next weekly with outcome abandoned."""
 
 from __future__ import annotations
 
@@ -20,10 +22,76 @@ SILENT_LISTENER = (
 )
 
 
+FLAG = "/var/lib/opsplay/maintenance.flag"
+LOG = "/var/log/opsplay-maintenance.log"
+
+
 def on_host(*cmd: str) -> str:
     return subprocess.run(
         ["podman", "exec", HOST, *cmd], capture_output=True, text=True, check=True
     ).stdout
+
+
+def site_status() -> str:
+    return on_host("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/")
+
+
+def log_text() -> str:
+    return on_host("sh", "-c", f"cat {LOG} 2>/dev/null || true")
+
+
+def new_entries(before: str) -> list[dict]:
+    return [json.loads(line) for line in log_text()[len(before) :].splitlines()]
+
+
+def flag_exists() -> bool:
+    probe = subprocess.run(["podman", "exec", HOST, "test", "-e", FLAG], check=False)
+    return probe.returncode == 0
+
+
+def weekly_inside_the_window(run_opsplay, lab_inventories) -> subprocess.Popen:
+    """A weekly on HOST as its own process group, returned once its window is open.
+
+    The window stays open long enough to act inside it, however fast the run is: the
+    certificate check inside it reads an endpoint that accepts TCP and never answers the TLS
+    handshake (a listening socket nobody serves), so it waits for its 60 s timeout.
+    """
+    subprocess.run(
+        ["podman", "exec", "-d", HOST, "timeout", "240", "python3", "-c", SILENT_LISTENER],
+        check=True,
+    )
+    slow_endpoint = {
+        "cert_renewal_endpoints": [{"host": "127.0.0.1", "port": 4443, "server_name": "stall"}],
+        "cert_renewal_endpoint_timeout": 60,
+    }
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
+    environ.update(
+        {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(run_opsplay.state)}
+    )
+    proc = subprocess.Popen(
+        [
+            *[sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab"],
+            *["--limit", HOST, "-e", json.dumps(slow_endpoint)],
+        ],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, as cron or systemd would start it
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if flag_exists():
+            return proc
+        time.sleep(0.2)
+    proc.kill()
+    _out, err = proc.communicate()
+    raise AssertionError(f"the window never opened: {err[-2000:]}")
+
+
+def stop_listener() -> None:
+    subprocess.run(["podman", "exec", HOST, "pkill", "-f", "SO_REUSEADDR"], check=False)
 
 
 def test_failure_inside_the_window_closes_it(run_opsplay):
@@ -66,59 +134,122 @@ def test_maintenance_mode_by_hand(run_opsplay):
 
 def test_interrupt_inside_the_window_turns_maintenance_mode_off(run_opsplay, lab_inventories):
     # `always:` never runs when the run is cancelled; opsplay closes the window itself.
-    before = on_host("sh", "-c", "cat /var/log/opsplay-maintenance.log 2>/dev/null || true")
-    # Keep the window open long enough to be interrupted inside it, however fast the run is: the
-    # certificate check inside the window reads an endpoint that accepts TCP and never answers
-    # the TLS handshake (a listening socket nobody serves), so it waits for its 60 s timeout.
-    subprocess.run(
-        ["podman", "exec", "-d", HOST, "timeout", "240", "python3", "-c", SILENT_LISTENER],
-        check=True,
-    )
-    slow_endpoint = {
-        "cert_renewal_endpoints": [{"host": "127.0.0.1", "port": 4443, "server_name": "stall"}],
-        "cert_renewal_endpoint_timeout": 60,
-    }
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
-    environ.update(
-        {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(run_opsplay.state)}
-    )
-    proc = subprocess.Popen(
-        [
-            *[sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab"],
-            *["--limit", HOST, "-e", json.dumps(slow_endpoint)],
-        ],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    before = log_text()
+    proc = weekly_inside_the_window(run_opsplay, lab_inventories)
     try:
-        deadline = time.monotonic() + 180
-        opened = False
-        while not opened and time.monotonic() < deadline and proc.poll() is None:
-            opened = (
-                subprocess.run(
-                    ["podman", "exec", HOST, "test", "-e", "/var/lib/opsplay/maintenance.flag"],
-                    check=False,
-                ).returncode
-                == 0
-            )
-            time.sleep(0.2)
-        assert opened, "the window never opened"
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
-        subprocess.run(["podman", "exec", HOST, "pkill", "-f", "SO_REUSEADDR"], check=False)
+        stop_listener()
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "maintenance mode is off on lab" in err
-    assert on_host("sh", "-c", "test -e /var/lib/opsplay/maintenance.flag || echo gone") == "gone\n"
-    log = on_host("cat", "/var/log/opsplay-maintenance.log")[len(before) :].splitlines()
-    entries = [json.loads(line) for line in log]
+    assert not flag_exists()
+    entries = new_entries(before)
     assert [e["event"] for e in entries] == ["start", "end"]
     assert entries[1]["outcome"] == "cancelled"
     assert "(cancelled)" in entries[1]["reason"]
-    code = on_host("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/")
-    assert code == "200"
+    assert site_status() == "200"
+
+
+def _no_process_of(run_dir_marker: str) -> bool:
+    found = subprocess.run(["pgrep", "-f", run_dir_marker], capture_output=True, check=False)
+    return found.returncode != 0
+
+
+def test_sigkill_inside_the_window_then_the_next_weekly_closes_it(run_opsplay, lab_inventories):
+    # kill -9 of the whole opsplay process group: nothing of it runs `always:` or closes the
+    # window. The next weekly (under the environment lock, so the killed run is gone) closes it
+    # first with outcome abandoned, then runs its own window.
+    before = log_text()
+    proc = weekly_inside_the_window(run_opsplay, lab_inventories)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        (killed,) = [run.name for run in (run_opsplay.state / "runs").iterdir()]
+        # ansible-playbook runs in a session of its own (a pty) and its command line names the
+        # run's ID; it must not outlive opsplay, or the next run could overlap it
+        deadline = time.monotonic() + 30
+        while not _no_process_of(killed) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _no_process_of(killed), "a process of the killed run still runs"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stop_listener()
+    assert flag_exists() and site_status() == "503"
+    assert [e["event"] for e in new_entries(before)] == ["start"]  # the log holds the window
+
+    weekly = run_opsplay("maintenance", "weekly", "--env", "lab", "--limit", HOST, "--json")
+    assert weekly.code == ExitCode.OK, weekly.err
+    entries = new_entries(before)
+    assert [e["event"] for e in entries] == ["start", "end", "start", "end"], entries
+    assert entries[1]["outcome"] == "abandoned"
+    assert entries[0]["run_id"] == entries[1]["run_id"] == killed
+    assert entries[1]["closed_by_run_id"] == json.loads(weekly.out)["id"]
+    assert entries[2]["run_id"] == json.loads(weekly.out)["id"]
+    assert entries[3]["outcome"] == "ok"
+    assert not flag_exists() and site_status() == "200"
+
+
+def test_host_stopped_inside_the_window_then_status_and_the_next_weekly(
+    run_opsplay, lab_inventories
+):
+    before = log_text()
+    proc = weekly_inside_the_window(run_opsplay, lab_inventories)
+    try:
+        subprocess.run(["podman", "stop", HOST], check=True, capture_output=True)
+        _out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        start_host()
+    assert proc.returncode == ExitCode.HOSTS_UNREACHABLE, err
+    assert f"opsplay maintenance-mode off --env lab --limit {HOST}" in err
+    assert flag_exists() and site_status() == "503"
+    window = json.loads(on_host("cat", FLAG))
+
+    status = run_opsplay("status", "--env", "lab", "--limit", HOST, "--json")
+    assert status.code == ExitCode.OK, status.err
+    row = json.loads(status.out)["hosts"][HOST]
+    assert row["maintenance"]["time"] == window["time"]
+    assert row["maintenance"]["run_id"] == window["run_id"] != ""
+    table = run_opsplay("status", "--env", "lab", "--limit", HOST)
+    assert f"since {window['time']} (run {window['run_id']})" in table.out
+    prom = (run_opsplay.state / "metrics" / "opsplay-lab.prom").read_text()
+    assert f'opsplay_maintenance_mode{{env="lab",host="{HOST}"}} 1' in prom
+
+    health = run_opsplay("run", "health", "--env", "lab", "--limit", HOST, "--json")
+    assert health.code == ExitCode.HOSTS_FAILED
+    assert (
+        f"returned 503: in maintenance mode since {window['time']} (run {window['run_id']}, "
+        "weekly maintenance)" in json.loads(health.out)["hosts"][HOST]["message"]
+    )
+
+    weekly = run_opsplay("maintenance", "weekly", "--env", "lab", "--limit", HOST, "--json")
+    assert weekly.code == ExitCode.OK, weekly.err
+    entries = new_entries(before)
+    assert [e["event"] for e in entries] == ["start", "end", "start", "end"], entries
+    assert entries[1]["outcome"] == "abandoned" and entries[1]["run_id"] == window["run_id"]
+    assert not flag_exists() and site_status() == "200"
+
+
+def start_host() -> None:
+    """Start HOST again and wait until it serves (systemd booted, nginx answers)."""
+    subprocess.run(["podman", "start", HOST], check=True, capture_output=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready = subprocess.run(
+            [
+                *["podman", "exec", HOST, "sh", "-c"],
+                "systemctl is-system-running --wait >/dev/null 2>&1;"
+                " pg_isready -q -h 127.0.0.1 && curl -s -o /dev/null http://127.0.0.1/",
+            ],
+            check=False,
+            capture_output=True,
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{HOST} did not come back")

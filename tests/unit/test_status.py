@@ -102,3 +102,30 @@ def test_metrics_are_textfile_format_with_escaped_labels():
         assert lines.count(f"# TYPE {name} gauge") == 1
     table = render(status, NOW)
     assert "weekly     last run 10s ago: failed (exit 3)" in table
+
+
+def test_a_host_in_maintenance_mode_shows_since_when_and_which_run():
+    window = {"time": "2027-01-15T08:00:00Z", "since_epoch": 1_800_000_000 - 3600,
+              "run_id": "20270115-080000.000-prod-ab12", "reason": "weekly maintenance",
+              "scheduled": True}  # fmt: skip
+    status = {
+        "env": "prod",
+        "hosts": {
+            "web1": host_status(probe(maintenance=window), False, None, NOW),
+            "web2": host_status(probe(), False, None, NOW),
+        },
+        "schedules": {},
+    }
+    lines = metrics(status, NOW).splitlines()
+    assert 'opsplay_maintenance_mode{env="prod",host="web1"} 1' in lines
+    assert 'opsplay_maintenance_mode{env="prod",host="web2"} 0' in lines
+    assert (
+        'opsplay_maintenance_mode_since_timestamp_seconds{env="prod",host="web1"} 1799996400'
+        in lines
+    )
+    table = render(status, NOW).splitlines()
+    assert table[0].split()[-1] == "maintenance"
+    web1 = next(line for line in table if line.startswith("web1"))
+    web2 = next(line for line in table if line.startswith("web2"))
+    assert web1.endswith("since 2027-01-15T08:00:00Z (run 20270115-080000.000-prod-ab12)")
+    assert web2.endswith(" -")

@@ -6,11 +6,12 @@
 #   "memory_max_percent": N, "postgres": {"host": H, "port": P} or null,
 #   "services": [unit, ...], "certificates": [path or glob, ...],
 #   "certbot_live_dir": path or null, "cert_warning_days": N, "cert_critical_days": N,
-#   "http_checks": [{"url": U, "status": N, "validate_certs": bool}], "http_timeout": S}
+#   "http_checks": [{"url": U, "status": N, "validate_certs": bool}], "http_timeout": S,
+#   "maintenance_flag": path or null}
 # Prints one JSON document: {"problems": [str], "warnings": [str], "summary": [str],
 #   "disk": [...], "memory_percent": N, "postgres": {"ready": bool, "message": str} or null,
 #   "services": [{"unit", "load", "active", "sub"}],
-#   "certificates": [{"path", "not_after", "days_left"}]}
+#   "certificates": [{"path", "not_after", "days_left"}], "maintenance": str or null}
 # Python 3 standard library and the openssl command (certificates' notAfter); no
 # python3-cryptography needed on the host.
 """Measure what the health role checks, in one remote call."""
@@ -223,9 +224,28 @@ def check_services(units, problems, summary):
     return states
 
 
-def check_http(checks, timeout, problems, summary):
+def maintenance(path):
+    """'in maintenance mode since T (run ID, REASON)' when the maintenance_mode role's flag
+    exists (it holds the window's start entry), else None."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            window = json.load(handle)
+    except (OSError, ValueError):
+        window = None
+    if not isinstance(window, dict):
+        return "in maintenance mode (flag %s unreadable)" % path
+    return "in maintenance mode since %s (run %s, %s)" % (
+        window.get("time", "an unknown time"),
+        window.get("run_id") or "unknown",
+        window.get("reason") or "no reason given",
+    )
+
+
+def check_http(checks, timeout, problems, summary, window=None):
     """GET each URL from the host (redirects followed, like ansible.builtin.uri) and compare
-    the final status with the expected one."""
+    the final status with the expected one. A 503 while maintenance mode is on says so."""
     for check in checks:
         url, expected = check["url"], check["status"]
         context = None
@@ -242,7 +262,10 @@ def check_http(checks, timeout, problems, summary):
             problems.append("http %s failed: %s" % (url, getattr(exc, "reason", None) or exc))
             continue
         if status != expected:
-            problems.append("http %s returned %d, expected %d" % (url, status, expected))
+            problem = "http %s returned %d, expected %d" % (url, status, expected)
+            if status == 503 and window:
+                problem = "http %s returned 503: %s" % (url, window)
+            problems.append(problem)
         else:
             summary.append("http %s ok" % url)
 
@@ -278,7 +301,10 @@ def main():
             problems.append("%s not ready (%s)" % (where, pg_state["message"]))
 
     services = check_services(args.get("services") or [], problems, summary)
-    check_http(args["http_checks"], args["http_timeout"], problems, summary)
+    window = maintenance(args.get("maintenance_flag"))
+    if window:
+        warnings.append(window)
+    check_http(args["http_checks"], args["http_timeout"], problems, summary, window)
 
     if args["cert_critical_days"] > args["cert_warning_days"]:
         problems.append(
@@ -298,6 +324,7 @@ def main():
         "postgres": pg_state,
         "services": services,
         "certificates": certs,
+        "maintenance": window,
     }
     print(json.dumps(result))
 

@@ -117,7 +117,10 @@ def main():
             break
         time.sleep(0.2)
     if problems:
-        module.fail_json(msg="; ".join(problems), answers=answers)
+        module.fail_json(
+            msg="maintenance mode not %s: %s" % (params["expect"], "; ".join(problems)),
+            answers=answers,
+        )
     module.exit_json(changed=False, answers=answers)
 
 

@@ -6,8 +6,10 @@ Reads what the other roles left on the host and prints one JSON document:
   manifests roles/pg_backup writes beside each archive;
 - certificates: days left of each certificate file (certbot lineages and declared paths);
 - security_updates: the record roles/security_updates keeps of its last plan;
-- reboot_required: /var/run/reboot-required (and the packages asking for it).
-Argument: a JSON object {"backup_dir", "certificates": [glob], "security_record": path}.
+- reboot_required: /var/run/reboot-required (and the packages asking for it);
+- maintenance: the window of roles/maintenance_mode while its flag exists (time, run_id, reason).
+Argument: a JSON object {"backup_dir", "certificates": [glob], "security_record": path,
+"maintenance_flag": path}.
 """
 
 import calendar
@@ -104,6 +106,30 @@ def reboot():
     return {"required": True, "packages": packages}
 
 
+def maintenance(path):
+    """The open maintenance window (the flag holds its start entry), or None."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            window = json.load(handle)
+    except (OSError, ValueError):
+        window = None
+    if not isinstance(window, dict):
+        return {"time": None, "run_id": None, "reason": "flag %s unreadable" % path}
+    try:
+        since = stamp(window.get("time") or "")
+    except ValueError:
+        since = None
+    return {
+        "time": window.get("time"),
+        "since_epoch": since,
+        "run_id": window.get("run_id") or None,
+        "reason": window.get("reason"),
+        "scheduled": bool(window.get("scheduled")),
+    }
+
+
 def main():
     args = json.loads(sys.argv[1])
     now = time.time()
@@ -114,6 +140,7 @@ def main():
                 "certificates": certificates(args.get("certificates") or [], now),
                 "security_updates": read_json(args.get("security_record") or ""),
                 "reboot": reboot(),
+                "maintenance": maintenance(args.get("maintenance_flag") or ""),
             }
         )
     )

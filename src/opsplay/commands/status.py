@@ -28,7 +28,16 @@ if TYPE_CHECKING:
     from opsplay.settings import Settings
     from opsplay.state import RunRecord
 
-COLUMNS = ("host", "backup", "restore test", "certs", "security", "reboot", "vacuum")
+COLUMNS = (
+    "host",
+    "backup",
+    "restore test",
+    "certs",
+    "security",
+    "reboot",
+    "vacuum",
+    "maintenance",
+)
 
 
 def host_status(
@@ -65,7 +74,15 @@ def host_status(
         "reboot_required": bool(reboot.get("required")),
         "reboot_packages": reboot.get("packages") or [],
         "vacuum_age_seconds": None if last_vacuum is None else int(now - last_vacuum),
+        "maintenance": probe.get("maintenance"),
     }
+
+
+def maintenance_text(window: dict[str, Any] | None) -> str:
+    """'-', or 'since T (run ID)' for a host in maintenance mode."""
+    if not window:
+        return "-"
+    return f"since {window.get('time') or '?'} (run {window.get('run_id') or 'unknown'})"
 
 
 def last_vacuums(reports_dir: Path) -> dict[str, float]:
@@ -131,6 +148,7 @@ def rows(status: dict[str, Any]) -> list[tuple[str, ...]]:
                 "-" if pending is None else f"{pending} pending",
                 "YES" if row["reboot_required"] else "no",
                 format_age(row["vacuum_age_seconds"]),
+                maintenance_text(row.get("maintenance")),
             )
         )
     return out
@@ -162,7 +180,7 @@ def metrics(status: dict[str, Any], now: float) -> str:
     def gauge(name: str, help_text: str, labels: str, value: float | None) -> None:
         if value is None:
             return
-        families.setdefault(name, (help_text, []))[1].append(f"{name}{{{labels}}} {value:g}")
+        families.setdefault(name, (help_text, []))[1].append(f"{name}{{{labels}}} {value:.15g}")
 
     for host, row in status["hosts"].items():
         labels = f'env="{env}",host="{_label(host)}"'
@@ -188,6 +206,13 @@ def metrics(status: dict[str, Any], now: float) -> str:
               1 if row["reboot_required"] else 0)  # fmt: skip
         gauge("opsplay_vacuum_age_seconds", "Age of the last opsplay vacuum of the host.", labels,
               row["vacuum_age_seconds"])  # fmt: skip
+        window = row.get("maintenance")
+        gauge("opsplay_maintenance_mode", "1 while the host is in maintenance mode (503).", labels,
+              1 if window else 0)  # fmt: skip
+        if window and window.get("since_epoch") is not None:
+            gauge("opsplay_maintenance_mode_since_timestamp_seconds",
+                  "When the host's open maintenance window started.", labels,
+                  window["since_epoch"])  # fmt: skip
     for name, run in status["schedules"].items():
         labels = f'env="{env}",schedule="{name}"'
         if run:
