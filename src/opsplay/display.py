@@ -39,6 +39,7 @@ class HostProgress:
     finished: float = 0.0
     message: str = ""
     failed_task: str = ""
+    bad_input: bool = False  # the host's last failure was marked opsplay_bad_input by its module
     # the last failure, when it was a role's argument check (bad input)
     argument_failure: ArgumentFailure | None = None
 
@@ -98,6 +99,7 @@ class Progress:
             ):
                 progress.message = _one_line(res.get("msg") or res.get("stderr") or "")
                 progress.failed_task = data.get("task", "")
+                progress.bad_input = res.get("opsplay_bad_input") is True
                 action = data.get("resolved_action") or data.get("task_action") or ""
                 progress.argument_failure = from_result(action, res)
             if not self._live and not self._quiet:
@@ -123,6 +125,15 @@ class Progress:
                 row["failed_task"] = seen.failed_task
             results[host] = row
         return results
+
+    def failed_on_bad_input(self) -> bool:
+        """Every host that failed failed on bad input (a module said ``opsplay_bad_input``:
+        e.g. a restore of a database that has no backup) and none was unreachable."""
+        stats = self.stats or {}
+        failed = {host for host, count in stats.get("failures", {}).items() if count}
+        if not failed or any(stats.get("dark", {}).values()):
+            return False
+        return all(host in self.hosts and self.hosts[host].bad_input for host in failed)
 
     def _render(self) -> Any:
         from rich.table import Table

@@ -235,7 +235,7 @@ def run_recorded(
         record.status, record.rc = result.status, result.rc
         record.exit_code = int(result.exit_code)
         record.artifacts = str(result.artifacts)
-        problem = _bad_input(result, progress, options)
+        problem = _bad_input(result, progress, options) or _refused(result, progress)
         if problem:
             record.exit_code = int(ExitCode.USAGE)
     finally:
@@ -259,6 +259,18 @@ def _bad_input(result: runner.RunResult, progress: Progress, options: RunOptions
         if row["failed"]
     }
     return bad_input(failures, given_vars(options.extravars, options.extravar_files))
+
+
+def _refused(result: runner.RunResult, progress: Progress) -> str | None:
+    """The one line when every failed host failed on input its role's module refused
+    (``opsplay_bad_input``, e.g. a restore of a database that has no backup there)."""
+    if result.exit_code != ExitCode.HOSTS_FAILED or not progress.failed_on_bad_input():
+        return None
+    lines: list[str] = []
+    for row in progress.host_results().values():
+        if row["failed"] and row.get("message") and row["message"] not in lines:
+            lines.append(row["message"])
+    return "bad input: " + "; ".join(lines)
 
 
 def _path(value: str | None) -> Path | None:
