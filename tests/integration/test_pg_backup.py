@@ -134,3 +134,19 @@ def test_sigkill_during_a_replacing_restore_keeps_the_live_database(run_opsplay,
         assert databases("rtest") == ["rtest"]
     finally:
         drop_rtest()
+
+
+def test_restore_of_a_database_without_backups_is_bad_input(run_opsplay):
+    # issue 16 item 2: it took the newest backup of any database (the globals' SQL file) before
+    proc = run_opsplay(
+        *["run", "restore", "--env", "lab", "--limit", HOST, "--yes"],
+        *["-e", "database=nosuchdb", "-e", "target=nosuchdb_copy"],
+    )
+    assert proc.code == ExitCode.USAGE, proc.out[-2000:] + proc.err
+    lines = proc.err.strip().splitlines()
+    assert lines[-1].startswith(
+        f"opsplay: bad input: no backup of database nosuchdb on {HOST} in /var/backups/postgresql;"
+        " databases with backups: "
+    ), proc.err
+    assert "_globals" not in lines[-1]
+    assert "nosuchdb_copy" not in databases("nosuchdb")
