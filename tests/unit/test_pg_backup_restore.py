@@ -1,6 +1,7 @@
 """The pg_backup role's restore decisions (roles/pg_backup/library/pg_backup_restore.py): which
 backup a restore takes, what it refuses before anything changes, and the swap's statements.
-The swap itself runs against PostgreSQL in molecule/pg_backup (verify_restore.yml)."""
+The swap itself runs against PostgreSQL in molecule/pg_backup (verify_restore.yml). Also the
+backup's own message for a new archive cut short by a full disk (pg_backup_archive.py)."""
 
 from __future__ import annotations
 
@@ -186,3 +187,22 @@ def test_the_swap_renames_aside_then_into_place_in_that_order():
     ]
     new = restore.swap_statements("shop", "shop__restoring", "shop__previous", False, True)
     assert [names for _, names in new] == [("shop__restoring", "shop"), ("shop",)]
+
+
+# -- a backup with 0 bytes free (issue 16 item 6) ----------------------------------------------
+_archive_spec = importlib.util.spec_from_file_location(
+    "pg_backup_archive", LIBRARY / "pg_backup_archive.py"
+)
+assert _archive_spec and _archive_spec.loader
+archive = importlib.util.module_from_spec(_archive_spec)
+_archive_spec.loader.exec_module(archive)
+
+
+def test_a_new_archive_cut_short_on_a_full_disk_names_the_disk():
+    problem = "incomplete (no end-of-dump marker)"
+    assert archive.disk_full_problem("/b/_globals", 0, problem) == (
+        "disk full on /b/_globals (0 bytes free); the new archive was cut short: "
+        "incomplete (no end-of-dump marker)"
+    )
+    # with room left, a bad archive is a bad archive
+    assert archive.disk_full_problem("/b/_globals", 50 << 20, problem) == ""

@@ -230,6 +230,27 @@ def describe_os_error(exc, what):
     return "%s: %s" % (what, exc.strerror or exc)
 
 
+# A new archive that fails verification on a filesystem with less than this free was cut short by
+# the full disk (pg_dumpall, for one, exits 0 when its writes fail).
+FULL_MARGIN = 1 << 20
+
+
+def free_bytes(path):
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def disk_full_problem(folder, free, problem):
+    """The real cause of a new archive failing verification when the disk is full, else ''."""
+    if free >= FULL_MARGIN:
+        return ""
+    return "disk full on %s (%d bytes free); the new archive was cut short: %s" % (
+        folder,
+        free,
+        problem,
+    )
+
+
 def describe_tool_error(tool, stderr, where):
     """One clear line out of pg_dump / pg_restore's stderr."""
     text = stderr.strip()
@@ -971,7 +992,10 @@ class Backups:
                 age_structure(tmp["archive"]) if encrypted else self.readable(tmp["archive"], fmt)
             )
             if problem:
-                raise BackupError("the new archive failed verification: %s" % problem)
+                raise BackupError(
+                    disk_full_problem(folder, free_bytes(folder), problem)
+                    or "the new archive failed verification: %s" % problem
+                )
             sums = checksum_lines(tmp["archive"], name)
             manifest = {
                 "name": name,
