@@ -5,12 +5,15 @@ Ansible checks a role's variables against its ``meta/argument_specs.yml`` in a t
 the errors and the spec come from that task's result; the variables named are the ones the
 operator gave with ``-e`` when the errors are about them (a default derived from one, such as
 ``pg_backup_offsite_keep_daily: "{{ pg_backup_keep_daily }}"``, fails with it and is not named).
+
+A playbook applying several roles checks them all first with the same action, one loop item per
+role and entry point (playbooks/tasks/check-arguments.yml): each failed item is one role's check.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +33,22 @@ class ArgumentFailure:
     role: str
     errors: tuple[str, ...]
     spec: dict[str, Any]
+    # the other roles' checks that failed in the same task (a loop over several roles)
+    also: tuple[ArgumentFailure, ...] = ()
 
 
 def from_result(action: str, res: dict[str, Any]) -> ArgumentFailure | None:
     """The argument check's failure in a failed task's result; None for any other task."""
     if action not in ACTIONS:
         return None
+    items = [item for item in res.get("results") or [] if item.get("failed")]
+    if items:  # a loop: each failed item is one role's check
+        first, *others = (_one(item) for item in items)
+        return replace(first, also=tuple(others))
+    return _one(res)
+
+
+def _one(res: dict[str, Any]) -> ArgumentFailure:
     context = res.get("validate_args_context") or {}
     errors = res.get("argument_errors") or [res.get("msg") or "argument check failed"]
     return ArgumentFailure(
@@ -53,9 +66,10 @@ def bad_input(failures: dict[str, ArgumentFailure | None], given: dict[str, Any]
     parts: list[str] = []
     for failure in failures.values():
         assert failure is not None
-        for part in _describe(failure, given):
-            if part not in parts:
-                parts.append(part)
+        for check in (failure, *failure.also):
+            for part in _describe(check, given):
+                if part not in parts:
+                    parts.append(part)
     return "bad input: " + "; ".join(parts)
 
 

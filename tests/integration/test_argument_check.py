@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from opsplay.errors import ExitCode
 
 from .conftest import LAB_HOSTS
@@ -43,3 +45,44 @@ def test_wrong_type_of_a_role_variable_is_bad_input(run_opsplay):
     assert run["exit_code"] == ExitCode.USAGE
     for host in HOSTS:
         assert (run["hosts"][host]["ok"], run["hosts"][host]["changed"]) == (0, 0), run["hosts"]
+
+
+# What a schedule changes before and inside its window: the backups, the metrics textfile, the
+# maintenance flag and the maintenance log (one line per window start and end).
+WINDOW = (
+    "find /var/backups/postgresql /var/lib/prometheus/node-exporter /var/lib/opsplay"
+    " /var/log/opsplay-maintenance.log -printf '%p %s %T@\\n' 2>/dev/null | sort"
+)
+
+
+def window_snapshot(host: str) -> str:
+    return subprocess.run(
+        ["podman", "exec", host, "sh", "-c", WINDOW], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "role"),
+    [
+        # used last, by the security updates after the window (before: the whole window ran)
+        ("security_updates_lock_timeout", "security_updates"),
+        # used inside the window, whose rescue turned its failure into exit 3
+        ("pg_maintenance_vacuum_min_dead_tuples", "pg_maintenance"),
+    ],
+)
+def test_a_schedule_refuses_a_wrong_variable_before_touching_a_host(run_opsplay, variable, role):
+    before = {host: window_snapshot(host) for host in HOSTS}
+    proc = run_opsplay("maintenance", "weekly", "--env", "lab", "--yes", "-e", f"{variable}=abc")
+
+    assert proc.code == ExitCode.USAGE, proc.out + proc.err
+    errors = [line for line in proc.err.splitlines() if line.startswith("opsplay:")]
+    assert errors == [
+        f"opsplay: bad input: {variable}: 'abc' is not an int (argument spec of role {role})"
+    ], proc.err
+    # No backup, no window opened or logged, no metrics written, on either host.
+    assert {host: window_snapshot(host) for host in HOSTS} == before
+
+    (run,) = json.loads(run_opsplay("history", "--env", "lab", "--json").out)
+    assert run["exit_code"] == ExitCode.USAGE
+    for host in HOSTS:
+        assert run["hosts"][host]["changed"] == 0, run["hosts"]

@@ -120,3 +120,48 @@ def test_a_run_whose_hosts_failed_their_argument_check_exits_2():
     # Unreachable hosts (rc 4) are never bad input.
     unreachable = RunResult("failed", 4, progress.stats, Path("/nonexistent"))
     assert _bad_input(unreachable, progress, options) is None
+
+
+def loop_item(role: str, errors: list[str] | None) -> dict:
+    """One item of the loop in playbooks/tasks/check-arguments.yml, as Ansible 2.19 returns it."""
+    item = {
+        "validate_args_context": {"type": "role", "name": role, "argument_spec_name": "main"},
+        "changed": False,
+        "failed": errors is not None,
+        "msg": "The arg spec validation passed",
+        "item": {"role": role, "entry_point": "main"},
+        "ansible_loop_var": "item",
+    }
+    if errors is not None:
+        item.update(argument_check_result(errors))
+        item["validate_args_context"] = {"type": "role", "name": role}
+    return item
+
+
+def test_a_check_of_several_roles_names_each_role_and_variable():
+    lock_timeout = [
+        "argument 'security_updates_lock_timeout' is of type str and we were unable to convert to "
+        "int: \"'abc'\" cannot be converted to an int"
+    ]
+    # The loop's own result: every item, passed or failed; msg says only 'One or more items failed'.
+    res = {
+        "changed": False,
+        "msg": "One or more items failed",
+        "results": [
+            loop_item("health", None),
+            loop_item("pg_backup", KEEP_DAILY_ERRORS),
+            loop_item("security_updates", lock_timeout),
+        ],
+    }
+    res["results"][2]["argument_spec_data"] = {"security_updates_lock_timeout": {"type": "int"}}
+    failure = from_result("ansible.builtin.validate_argument_spec", res)
+    assert failure is not None
+    assert [failure.role, *(f.role for f in failure.also)] == ["pg_backup", "security_updates"]
+
+    given = {"pg_backup_keep_daily": "abc", "security_updates_lock_timeout": "abc"}
+    # Both hosts failed the same way: each variable is named once, with its role.
+    assert bad_input({"h1": failure, "h2": failure}, given) == (
+        "bad input: pg_backup_keep_daily: 'abc' is not an int (argument spec of role pg_backup); "
+        "security_updates_lock_timeout: 'abc' is not an int"
+        " (argument spec of role security_updates)"
+    )
