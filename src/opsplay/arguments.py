@@ -1,4 +1,6 @@
-"""A role's argument check failing is bad input (exit 2), in one line.
+"""Bad input found on the hosts (exit 2, in one line): a role's argument check failing, or a
+role's module refusing what it was asked (result key ``opsplay_bad_input: true``, e.g. a restore
+of a database that has no backup on that host).
 
 Ansible checks a role's variables against its ``meta/argument_specs.yml`` in a task of its own
 (action ``validate_argument_spec``) before the role's first task. Which hosts failed that task,
@@ -8,6 +10,8 @@ operator gave with ``-e`` when the errors are about them (a default derived from
 
 A playbook applying several roles checks them all first with the same action, one loop item per
 role and entry point (playbooks/tasks/check-arguments.yml): each failed item is one role's check.
+
+A run is bad input only when every failed host's last failure was one of these.
 """
 
 from __future__ import annotations
@@ -37,9 +41,21 @@ class ArgumentFailure:
     also: tuple[ArgumentFailure, ...] = ()
 
 
-def from_result(action: str, res: dict[str, Any]) -> ArgumentFailure | None:
-    """The argument check's failure in a failed task's result; None for any other task."""
+@dataclass(frozen=True)
+class Refusal:
+    """One host's module refused its input (``opsplay_bad_input``); ``message`` says why."""
+
+    message: str
+
+
+BadInput = ArgumentFailure | Refusal
+
+
+def from_result(action: str, res: dict[str, Any]) -> BadInput | None:
+    """The bad input a failed task's result reports; None when it failed for another reason."""
     if action not in ACTIONS:
+        if res.get("opsplay_bad_input") is True:
+            return Refusal(_one_line(res.get("msg") or "refused"))
         return None
     items = [item for item in res.get("results") or [] if item.get("failed")]
     if items:  # a loop: each failed item is one role's check
@@ -53,24 +69,29 @@ def _one(res: dict[str, Any]) -> ArgumentFailure:
     errors = res.get("argument_errors") or [res.get("msg") or "argument check failed"]
     return ArgumentFailure(
         role=str(context.get("name") or "?"),
-        errors=tuple(" ".join(str(e).split()) for e in errors),
+        errors=tuple(_one_line(e) for e in errors),
         spec=dict(res.get("argument_spec_data") or {}),
     )
 
 
-def bad_input(failures: dict[str, ArgumentFailure | None], given: dict[str, Any]) -> str | None:
+def bad_input(failures: dict[str, BadInput | None], given: dict[str, Any]) -> str | None:
     """The one line when every failed host (``failures``: each one's last failure, None when it
-    was not an argument check) failed its argument check; else None (the hosts failed)."""
+    was not bad input) failed on bad input; else None (the hosts failed)."""
     if not failures or any(f is None for f in failures.values()):
         return None
     parts: list[str] = []
     for failure in failures.values():
         assert failure is not None
-        for check in (failure, *failure.also):
-            for part in _describe(check, given):
-                if part not in parts:
-                    parts.append(part)
+        for part in _parts(failure, given):
+            if part not in parts:
+                parts.append(part)
     return "bad input: " + "; ".join(parts)
+
+
+def _parts(failure: BadInput, given: dict[str, Any]) -> list[str]:
+    if isinstance(failure, Refusal):
+        return [failure.message]
+    return [part for check in (failure, *failure.also) for part in _describe(check, given)]
 
 
 def _describe(failure: ArgumentFailure, given: dict[str, Any]) -> list[str]:
@@ -83,6 +104,10 @@ def _describe(failure: ArgumentFailure, given: dict[str, Any]) -> list[str]:
     if not named:  # from the inventory or a role default: Ansible's own words
         return [f"{'; '.join(failure.errors)} {where}"]
     return [f"{name}: {_problem(given[name], failure.spec[name])} {where}" for name in named]
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
 
 
 def _mentions(error: str, name: str) -> bool:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsplay.arguments import ArgumentFailure, from_result
+from opsplay.arguments import BadInput, from_result
 from opsplay.state import RunRecord
 
 _RESULTS = {
@@ -39,9 +39,8 @@ class HostProgress:
     finished: float = 0.0
     message: str = ""
     failed_task: str = ""
-    bad_input: bool = False  # the host's last failure was marked opsplay_bad_input by its module
-    # the last failure, when it was a role's argument check (bad input)
-    argument_failure: ArgumentFailure | None = None
+    # the last failure, when it was bad input (a role's argument check, a module's refusal)
+    bad_input: BadInput | None = None
 
 
 class Progress:
@@ -99,9 +98,8 @@ class Progress:
             ):
                 progress.message = _one_line(res.get("msg") or res.get("stderr") or "")
                 progress.failed_task = data.get("task", "")
-                progress.bad_input = res.get("opsplay_bad_input") is True
                 action = data.get("resolved_action") or data.get("task_action") or ""
-                progress.argument_failure = from_result(action, res)
+                progress.bad_input = from_result(action, res)
             if not self._live and not self._quiet:
                 print(f"{host}: {progress.last}: {data.get('task', '')}", file=sys.stderr)
 
@@ -125,15 +123,6 @@ class Progress:
                 row["failed_task"] = seen.failed_task
             results[host] = row
         return results
-
-    def failed_on_bad_input(self) -> bool:
-        """Every host that failed failed on bad input (a module said ``opsplay_bad_input``:
-        e.g. a restore of a database that has no backup) and none was unreachable."""
-        stats = self.stats or {}
-        failed = {host for host, count in stats.get("failures", {}).items() if count}
-        if not failed or any(stats.get("dark", {}).values()):
-            return False
-        return all(host in self.hosts and self.hosts[host].bad_input for host in failed)
 
     def _render(self) -> Any:
         from rich.table import Table

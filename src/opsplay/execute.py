@@ -235,7 +235,7 @@ def run_recorded(
         record.status, record.rc = result.status, result.rc
         record.exit_code = int(result.exit_code)
         record.artifacts = str(result.artifacts)
-        problem = _bad_input(result, progress, options) or _refused(result, progress)
+        problem = _bad_input(result, progress, options)
         if problem:
             record.exit_code = int(ExitCode.USAGE)
     finally:
@@ -250,27 +250,18 @@ def run_recorded(
 
 
 def _bad_input(result: runner.RunResult, progress: Progress, options: RunOptions) -> str | None:
-    """The one line when the hosts failed only their roles' argument checks (bad input)."""
+    """The one line when every failed host failed on bad input (its role's argument check, or
+    input its role's module refused) and none was unreachable; else None."""
     if result.exit_code != ExitCode.HOSTS_FAILED:
         return None
     failures = {
-        host: progress.hosts[host].argument_failure if host in progress.hosts else None
+        host: None
+        if row["unreachable"] or host not in progress.hosts
+        else progress.hosts[host].bad_input
         for host, row in progress.host_results().items()
-        if row["failed"]
+        if row["failed"] or row["unreachable"]
     }
     return bad_input(failures, given_vars(options.extravars, options.extravar_files))
-
-
-def _refused(result: runner.RunResult, progress: Progress) -> str | None:
-    """The one line when every failed host failed on input its role's module refused
-    (``opsplay_bad_input``, e.g. a restore of a database that has no backup there)."""
-    if result.exit_code != ExitCode.HOSTS_FAILED or not progress.failed_on_bad_input():
-        return None
-    lines: list[str] = []
-    for row in progress.host_results().values():
-        if row["failed"] and row.get("message") and row["message"] not in lines:
-            lines.append(row["message"])
-    return "bad input: " + "; ".join(lines)
 
 
 def _path(value: str | None) -> Path | None:

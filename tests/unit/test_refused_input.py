@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsplay.display import Progress
-from opsplay.execute import _refused
+from opsplay.execute import _bad_input
+from opsplay.inputs import RunOptions
 from opsplay.runner import RunResult
 
 NO_BACKUP = (
@@ -33,15 +34,16 @@ def stats(progress: Progress, failures: dict[str, int], dark: dict[str, int] | N
     )
 
 
-def result(progress: Progress) -> str | None:
-    return _refused(RunResult("failed", 2, progress.stats, Path("/nonexistent")), progress)
+def result(progress: Progress, status: str = "failed", rc: int = 2) -> str | None:
+    return _bad_input(
+        RunResult(status, rc, progress.stats, Path("/nonexistent")), progress, RunOptions()
+    )
 
 
 def test_every_failed_host_refused_as_bad_input_is_exit_2_with_its_line():
     progress = Progress("t", live=False, quiet=True)
     failed(progress, "h1", NO_BACKUP, True)
     stats(progress, {"h1": 1})
-    assert progress.failed_on_bad_input()
     assert result(progress) == "bad input: " + NO_BACKUP
 
 
@@ -50,7 +52,7 @@ def test_a_host_failing_otherwise_keeps_exit_3():
     failed(progress, "h1", NO_BACKUP, True)
     failed(progress, "h2", "disk full", False)
     stats(progress, {"h1": 1, "h2": 1})
-    assert not progress.failed_on_bad_input() and result(progress) is None
+    assert result(progress) is None
 
 
 def test_a_rescued_bad_input_failure_followed_by_another_failure_is_not_bad_input():
@@ -68,5 +70,31 @@ def test_an_unreachable_host_or_a_successful_run_is_not_bad_input():
     assert result(progress) is None
     ok = Progress("t", live=False, quiet=True)
     stats(ok, {"h1": 0})
-    assert not ok.failed_on_bad_input()
-    assert _refused(RunResult("successful", 0, ok.stats, Path("/x")), ok) is None
+    assert result(ok, "successful", 0) is None
+
+
+def test_a_refusal_and_an_argument_check_together_are_one_bad_input_line():
+    progress = Progress("t", live=False, quiet=True)
+    failed(progress, "h1", NO_BACKUP, True)
+    progress.handle(
+        {
+            "event": "runner_on_failed",
+            "event_data": {
+                "host": "h2",
+                "task": "Validating arguments against arg spec 'main'",
+                "resolved_action": "ansible.builtin.validate_argument_spec",
+                "res": {
+                    "failed": True,
+                    "msg": "argument errors",
+                    "argument_errors": ["argument 'pg_backup_jobs' is of type str ..."],
+                    "argument_spec_data": {"pg_backup_jobs": {"type": "int"}},
+                    "validate_args_context": {"name": "pg_backup"},
+                },
+            },
+        }
+    )
+    stats(progress, {"h1": 1, "h2": 1})
+    assert result(progress) == (
+        f"bad input: {NO_BACKUP}; argument 'pg_backup_jobs' is of type str ... "
+        "(argument spec of role pg_backup)"
+    )
