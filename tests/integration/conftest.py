@@ -59,26 +59,59 @@ def lab_inventories(tmp_path_factory) -> Iterator[Path]:
         subprocess.run([*opsplay, "lab", "down"], check=True)
 
 
+def on_host(host: str, script: str) -> str:
+    """Run the shell ``script`` on a lab host; its stdout, stripped (fails the test on error)."""
+    proc = subprocess.run(
+        ["podman", "exec", host, "sh", "-c", script], capture_output=True, text=True, check=True
+    )
+    return proc.stdout.strip()
+
+
+def version(host: str, package: str) -> str:
+    """The installed version of ``package`` on a lab host."""
+    return on_host(host, f"dpkg-query -W -f '${{Version}}' {package}")
+
+
 @pytest.fixture
 def run_opsplay(lab_inventories, tmp_path):
-    """Run `opsplay ARGS` as a real process against the lab; state in a fresh dir."""
+    """Run `opsplay ARGS` as a real process against the lab; state in a fresh dir.
+
+    ``run_opsplay.start(ARGS)`` starts it without waiting (a ``subprocess.Popen`` with text
+    pipes, in a process group of its own as cron or systemd would start it), for tests that
+    act while it runs: interrupt it, kill it, stop a service under it.
+    """
     state = tmp_path / "state"
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> Proc:
+    def environ(env: dict[str, str] | None = None) -> dict[str, str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
         environ.update(
             {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(state)}
         )
         environ.update(env or {})
+        return environ
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> Proc:
         proc = subprocess.run(
             [sys.executable, "-m", "opsplay", *args],
             capture_output=True,
             text=True,
-            env=environ,
+            env=environ(env),
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
         return Proc(proc.returncode, proc.stdout, proc.stderr)
 
+    def start(*args: str, new_session: bool = True) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "opsplay", *args],
+            env=environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=new_session,
+        )
+
     run.state = state  # type: ignore[attr-defined]
+    run.start = start  # type: ignore[attr-defined]
     return run

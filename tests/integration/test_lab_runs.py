@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
-import subprocess
-import sys
 import time
 
 from opsplay.errors import ExitCode
@@ -93,16 +90,8 @@ def test_unreachable_host(run_opsplay, lab_inventories):
 
 def test_interrupt_cancels_the_run(run_opsplay, lab_inventories):
     state = run_opsplay.state
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
-    environ.update({"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(state)})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab", "--json"],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    # in the test's own process group, as before; the SIGINT below goes to opsplay's pid alone
+    proc = run_opsplay.start("maintenance", "weekly", "--env", "lab", "--json", new_session=False)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(state.glob("runs/*/artifacts/*/job_events/*")):
         time.sleep(0.2)

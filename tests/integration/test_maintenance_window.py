@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from opsplay.errors import ExitCode
@@ -64,21 +63,9 @@ def weekly_inside_the_window(run_opsplay, lab_inventories) -> subprocess.Popen:
         "cert_renewal_endpoints": [{"host": "127.0.0.1", "port": 4443, "server_name": "stall"}],
         "cert_renewal_endpoint_timeout": 60,
     }
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
-    environ.update(
-        {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(run_opsplay.state)}
-    )
-    proc = subprocess.Popen(
-        [
-            *[sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab"],
-            *["--limit", HOST, "-e", json.dumps(slow_endpoint)],
-        ],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, as cron or systemd would start it
+    proc = run_opsplay.start(
+        *["maintenance", "weekly", "--env", "lab", "--limit", HOST],
+        *["-e", json.dumps(slow_endpoint)],
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +16,10 @@ import pytest
 
 from opsplay.errors import ExitCode
 
-from .conftest import LAB_HOSTS, REPO
+from .conftest import LAB_HOSTS, REPO, on_host, version
 
 APT_REPO = REPO / "molecule" / "security_updates" / "apt-repo.sh"
 HOSTS = [f"opsplay-lab-{i}" for i in range(1, LAB_HOSTS + 1)]
-
-
-def on_host(host: str, script: str) -> str:
-    proc = subprocess.run(
-        ["podman", "exec", host, "sh", "-c", script], capture_output=True, text=True, check=True
-    )
-    return proc.stdout.strip()
-
-
-def version(host: str, package: str) -> str:
-    return on_host(host, f"dpkg-query -W -f '${{Version}}' {package}")
 
 
 def window_log(host: str) -> list[dict]:
@@ -80,19 +68,7 @@ def test_postgresql_stopped_on_one_host_inside_the_window(run_opsplay, lab_inven
         subprocess.run(["podman", "cp", str(APT_REPO), f"{host}:/tmp/apt-repo.sh"], check=True)
         on_host(host, "sh /tmp/apt-repo.sh")
     logged = {host: len(window_log(host)) for host in HOSTS}
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
-    environ.update(
-        {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(run_opsplay.state)}
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opsplay", "maintenance", "weekly", "--env", "lab", "--json"],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = run_opsplay.start("maintenance", "weekly", "--env", "lab", "--json")
     try:
         # The failing host's health check and backup pass; as soon as its backup is done (its
         # first event after the pg_backup role's: the window opens), the run is frozen,

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from opsplay.errors import ExitCode
@@ -93,20 +92,10 @@ def test_sigkill_during_a_replacing_restore_keeps_the_live_database(run_opsplay,
         psql("DELETE FROM t WHERE id > 10", "rtest")  # the live data: 10 rows, the backup's: ROWS
 
         restore = [
-            *[sys.executable, "-m", "opsplay", "run", "restore", "--env", "lab", "--limit", HOST],
-            *["--yes", "-e", "database=rtest", "-e", "target=rtest", "-e", "replace=true"],
+            *["run", "restore", "--env", "lab", "--limit", HOST, "--yes"],
+            *["-e", "database=rtest", "-e", "target=rtest", "-e", "replace=true"],
         ]
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
-        environ.update(
-            {
-                "OPSPLAY_INVENTORY_DIR": str(lab_inventories),
-                "OPSPLAY_STATE_DIR": str(run_opsplay.state),
-            }
-        )
-        proc = subprocess.Popen(
-            restore, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
+        proc = run_opsplay.start(*restore)
         try:
             deadline = time.monotonic() + 300
             while proc.poll() is None and time.monotonic() < deadline:
@@ -128,7 +117,7 @@ def test_sigkill_during_a_replacing_restore_keeps_the_live_database(run_opsplay,
         assert psql("SELECT count(*) FROM t", "rtest") == "10"  # the live rows, untouched
         assert databases("rtest") == ["rtest", "rtest__restoring"]
 
-        again = run_opsplay(*restore[3:])
+        again = run_opsplay(*restore)
         assert again.code == ExitCode.OK, again.out[-2000:] + again.err
         assert psql("SELECT count(*) FROM t", "rtest") == str(ROWS)
         assert databases("rtest") == ["rtest"]

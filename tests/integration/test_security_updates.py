@@ -7,20 +7,9 @@ import subprocess
 
 from opsplay.errors import ExitCode
 
-from .conftest import LAB_HOSTS, REPO
+from .conftest import LAB_HOSTS, REPO, on_host, version
 
 APT_REPO = REPO / "molecule" / "security_updates" / "apt-repo.sh"
-
-
-def on_host(host: str, script: str) -> str:
-    proc = subprocess.run(
-        ["podman", "exec", host, "sh", "-c", script], capture_output=True, text=True, check=True
-    )
-    return proc.stdout.strip()
-
-
-def version(host: str, package: str) -> str:
-    return on_host(host, f"dpkg-query -W -f '${{Version}}' {package}")
 
 
 def test_unhealthy_first_batch_stops_the_rollout(run_opsplay, lab_inventories):
