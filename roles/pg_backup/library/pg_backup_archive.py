@@ -188,6 +188,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -835,14 +836,26 @@ class Backups:
         except OSError as exc:
             raise BackupError(describe_os_error(exc, path)) from exc
 
-    def clean_leftovers(self, folder):
-        """Temporary files of an interrupted earlier run (never final names)."""
+    def clean_leftovers(self, folder, database):
+        """What an interrupted earlier run left in ``folder``: temporary files, and an archive
+        or checksum file of this database's naming whose manifest never got its final name
+        (the manifest is written last and deleted first, so such parts are never a backup)."""
+        parts = re.compile(
+            r"^%s_\d{8}T\d{6}Z(%s)(\.age)?(\.sha256)?$"
+            % (re.escape(database), "|".join(re.escape(e) for e in EXTENSIONS.values()))
+        )
+        entries = os.listdir(folder)
         removed = []
-        for entry in os.listdir(folder):
+        for entry in sorted(entries):
             if entry.startswith(".") and entry.endswith(".tmp"):
                 removed.append(entry)
-                if not self.module.check_mode:
-                    remove(os.path.join(folder, entry))
+            elif parts.match(entry):
+                archive = entry[: -len(".sha256")] if entry.endswith(".sha256") else entry
+                if archive + ".json" not in entries:
+                    removed.append(entry)
+        if not self.module.check_mode:
+            for entry in removed:
+                remove(os.path.join(folder, entry))
         return removed
 
     def fresh(self, database):
@@ -889,7 +902,9 @@ class Backups:
         for database in todo:
             folder = self.db_dir(database)
             if os.path.isdir(folder):
-                leftovers += [os.path.join(database, f) for f in self.clean_leftovers(folder)]
+                leftovers += [
+                    os.path.join(database, f) for f in self.clean_leftovers(folder, database)
+                ]
             reuse = self.fresh(database)
             if reuse:
                 skipped.append({"database": database, "name": reuse})
@@ -931,9 +946,8 @@ class Backups:
         while True:
             started = now().replace(microsecond=0)
             name = "%s_%s%s" % (database, started.strftime(STAMP), ext)
-            if not os.path.exists(os.path.join(folder, name)) and not os.path.exists(
-                os.path.join(folder, name + ".json")
-            ):
+            taken = (name, name + ".json", "." + name + ".tmp")  # .tmp: a dump under way
+            if not any(os.path.exists(os.path.join(folder, t)) for t in taken):
                 return name, started
             time.sleep(0.5)
 
@@ -1021,10 +1035,13 @@ class Backups:
             write_file(tmp["json"], json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             for path in archive_files(tmp["archive"]):
                 fsync_path(path)
-            # The archive gets its final name last: a final name always means a complete backup.
+            # The manifest gets its final name last (as an offsite copy's does): a manifest
+            # always has its whole archive beside it. A run killed before that leaves only
+            # parts without a manifest, which the next backup removes (clean_leftovers).
             os.rename(tmp["sha256"], final + ".sha256")
-            os.rename(tmp["json"], final + ".json")
             os.rename(tmp["archive"], final)
+            fsync_path(folder)
+            os.rename(tmp["json"], final + ".json")
             fsync_path(folder)
         except OSError as exc:
             self.undo(tmp, final)
@@ -1047,9 +1064,9 @@ class Backups:
     def undo(tmp, final):
         for path in tmp.values():
             remove(path)
-        if not os.path.exists(final):
+        if not os.path.exists(final + ".json"):  # no manifest: not a backup, no part stays
             remove(final + ".sha256")
-            remove(final + ".json")
+            remove(final)
 
     def count_rows(self, database):
         """Open a REPEATABLE READ transaction, export its snapshot for pg_dump, count rows in it."""
@@ -1175,9 +1192,11 @@ class Backups:
     def prune(self, delete):
         if delete and not self.module.check_mode:
             for m in delete:
-                remove(m["path"])
-                remove(m["path"] + ".sha256")
+                # manifest first: a run killed in between leaves parts without a manifest
+                # (removed by the next backup), never a manifest without its archive
                 remove(m["manifest_path"])
+                remove(m["path"] + ".sha256")
+                remove(m["path"])
         if delete:
             self.changed = True
         return [m["name"] for m in delete]
