@@ -1,13 +1,17 @@
-"""Where the Ansible content that ships with opsplay lives (playbooks, roles, ansible.cfg).
+"""Where the Ansible content that ships with opsplay lives: the collection ``opsplay.ops``
+(galaxy.yml, playbooks, roles, plugins) and ansible.cfg.
 
 A wheel carries it inside the package (``opsplay/_content``); a source checkout (editable
-install) uses the repository root. Nothing here imports Ansible.
+install) uses the repository root, which is the collection. Nothing here imports Ansible.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
+
+COLLECTION = ("opsplay", "ops")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -31,6 +35,29 @@ def roles_dir() -> Path:
 
 def ansible_cfg() -> Path:
     return content_root() / "ansible.cfg"
+
+
+def collections_path(state_dir: Path) -> Path:
+    """A collections path where Ansible finds ``opsplay.ops``: the content root linked as
+    ``STATE/collections/ansible_collections/opsplay/ops``.
+
+    Ansible loads a collection only from ``ansible_collections/NAMESPACE/NAME`` under a
+    collections path, and the content root (checkout or wheel) is the collection itself. The
+    link lives in the caller's private state directory (0700), so no other user can point it
+    elsewhere; it is replaced atomically when it names another content root (an upgrade, a
+    second checkout).
+    """
+    namespace, name = COLLECTION
+    base = state_dir / "collections"
+    parent = base / "ansible_collections" / namespace
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    link, target = parent / name, str(content_root())
+    if not (link.is_symlink() and os.readlink(link) == target):
+        tmp = parent / f".{name}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target, target_is_directory=True)
+        tmp.replace(link)
+    return base
 
 
 def source_checkout() -> Path | None:

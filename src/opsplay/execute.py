@@ -5,12 +5,13 @@ validate input -> prod guard -> environment lock -> ansible-runner -> history ->
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from opsplay import runner
+from opsplay import content, runner
 from opsplay.arguments import bad_input, given_vars
 from opsplay.display import Progress, print_json, print_recap
 from opsplay.environments import Environment, load_environment
@@ -220,7 +221,10 @@ def run_recorded(
         stream_output=stream,
         strategy=strategy,
         # roles that keep files on the control node (reports) find the state dir here
-        environment={"OPSPLAY_STATE_DIR": str(state_dir)},
+        environment={
+            "OPSPLAY_STATE_DIR": str(state_dir),
+            "ANSIBLE_COLLECTIONS_PATH": collections_search_path(state_dir),
+        },
         event_handler=progress.handle,
     )
     problem = None
@@ -247,6 +251,15 @@ def run_recorded(
     if problem:
         raise OpsplayError(problem, ExitCode.USAGE)
     return record, run_file
+
+
+def collections_search_path(state_dir: Path) -> str:
+    """opsplay.ops first, then the caller's collections path (or Ansible's default)."""
+    own = str(content.collections_path(state_dir))
+    rest = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.pathsep.join(
+        ["~/.ansible/collections", "/usr/share/ansible/collections"]
+    )
+    return os.pathsep.join([own, rest])
 
 
 def _bad_input(result: runner.RunResult, progress: Progress, options: RunOptions) -> str | None:

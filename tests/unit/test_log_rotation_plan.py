@@ -1,11 +1,11 @@
-"""The log_rotation role's input checks (roles/log_rotation/library/log_rotation_plan.py)."""
+"""The log_rotation role's input checks (plugins/modules/log_rotation_plan.py)."""
 
 import importlib.util
 from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).parents[2] / "roles" / "log_rotation" / "library" / "log_rotation_plan.py"
+MODULE = Path(__file__).parents[2] / "plugins" / "modules" / "log_rotation_plan.py"
 spec = importlib.util.spec_from_file_location("log_rotation_plan", MODULE)
 plan = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plan)

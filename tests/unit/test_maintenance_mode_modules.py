@@ -1,10 +1,10 @@
-"""The maintenance_mode role's decisions (roles/maintenance_mode/library/*.py): which window to
+"""The maintenance_mode role's decisions (plugins/modules/maintenance_mode_*.py): which window to
 open, close or recover, where the include goes, and what the site must answer."""
 
 import importlib.util
 from pathlib import Path
 
-LIBRARY = Path(__file__).parents[2] / "roles" / "maintenance_mode" / "library"
+LIBRARY = Path(__file__).parents[2] / "plugins" / "modules"
 
 
 def load(name):

@@ -33,6 +33,10 @@ def test_wheel_ships_playbooks_roles_and_config(tmp_path):
         "opsplay/_content/playbooks/health.yml",
         "opsplay/_content/roles/health/tasks/main.yml",
         "opsplay/_content/playbooks/callback_plugins/opsplay_prefork.py",
+        # the collection opsplay.ops: its metadata and modules
+        "opsplay/_content/galaxy.yml",
+        "opsplay/_content/meta/runtime.yml",
+        "opsplay/_content/plugins/modules/pg_backup_archive.py",
         "opsplay/lab/Containerfile",
     ):
         assert path in names, path

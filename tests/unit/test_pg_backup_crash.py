@@ -1,5 +1,5 @@
 """A backup killed at any step never leaves a manifest without its archive
-(roles/pg_backup/library/pg_backup_archive.py: dump, undo, prune, clean_leftovers).
+(plugins/modules/pg_backup_archive.py: dump, undo, prune, clean_leftovers).
 
 A manifest is what makes a backup: `opsplay backups`, verification and retention all start from
 the manifests. A manifest whose archive is gone is a bad backup that fails every later backup
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).parents[2] / "roles" / "pg_backup" / "library" / "pg_backup_archive.py"
+MODULE = Path(__file__).parents[2] / "plugins" / "modules" / "pg_backup_archive.py"
 spec = importlib.util.spec_from_file_location("pg_backup_archive_crash", MODULE)
 archive = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(archive)

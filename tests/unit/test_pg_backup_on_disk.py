@@ -1,12 +1,12 @@
 """What `opsplay backups` checks on disk before it lists a backup as good
-(roles/pg_backup/library/pg_backup_archive.py, on_disk_problem)."""
+(plugins/modules/pg_backup_archive.py, on_disk_problem)."""
 
 import hashlib
 import importlib.util
 import json
 from pathlib import Path
 
-MODULE = Path(__file__).parents[2] / "roles" / "pg_backup" / "library" / "pg_backup_archive.py"
+MODULE = Path(__file__).parents[2] / "plugins" / "modules" / "pg_backup_archive.py"
 spec = importlib.util.spec_from_file_location("pg_backup_archive", MODULE)
 archive = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(archive)

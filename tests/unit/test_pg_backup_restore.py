@@ -1,4 +1,4 @@
-"""The pg_backup role's restore decisions (roles/pg_backup/library/pg_backup_restore.py): which
+"""The pg_backup role's restore decisions (plugins/modules/pg_backup_restore.py): which
 backup a restore takes, what it refuses before anything changes, and the swap's statements.
 The swap itself runs against PostgreSQL in molecule/pg_backup (verify_restore.yml). Also the
 backup's own message for a new archive cut short by a full disk (pg_backup_archive.py)."""
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-LIBRARY = Path(__file__).parents[2] / "roles" / "pg_backup" / "library"
+LIBRARY = Path(__file__).parents[2] / "plugins" / "modules"
 _spec = importlib.util.spec_from_file_location(
     "pg_backup_restore", LIBRARY / "pg_backup_restore.py"
 )
