@@ -195,9 +195,23 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils import backup_manifest
+from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import (
+    GLOBALS,
+    archive_files,
+    archive_size,
+    checksum_problem,
+    is_good,
+    on_disk_problem,
+    sha256_file,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import (
+    iso,
+    now,
+    parse_iso,
+    stamp,
+)
 
-GLOBALS = "_globals"
-STAMP = "%Y%m%dT%H%M%SZ"
 EXTENSIONS = {"custom": ".dump", "directory": ".dir", "sql": ".sql"}
 GLOBALS_TRAILER = b"PostgreSQL database cluster dump complete"
 AGE = "age"
@@ -207,20 +221,6 @@ AGE_CHUNK = 64 * 1024 + 16  # STREAM chunk: 64 KiB of plaintext + 16-byte tag
 
 class BackupError(Exception):
     """A failure reported to the user as one line."""
-
-
-def now():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def iso(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.timezone.utc
-    )
 
 
 def describe_os_error(exc, what):
@@ -339,21 +339,6 @@ def fsync_path(path):
         os.close(fd)
 
 
-def archive_files(path):
-    """Files of an archive (one file, or every file of a directory-format archive), sorted."""
-    if os.path.isdir(path):
-        return sorted(os.path.join(path, f) for f in os.listdir(path))
-    return [path]
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checksum_lines(archive, final_name):
     """sha256sum(1) lines for the archive, named as they will be once renamed to final_name."""
     lines = []
@@ -361,54 +346,6 @@ def checksum_lines(archive, final_name):
         rel = final_name if path == archive else os.path.join(final_name, os.path.basename(path))
         lines.append("%s  %s\n" % (sha256_file(path), rel))
     return "".join(lines)
-
-
-def archive_size(path):
-    return sum(os.path.getsize(p) for p in archive_files(path))
-
-
-def checksum_problem(path):
-    """'' when every file of the archive at ``path`` matches its ``.sha256``, else the problem."""
-    folder = os.path.dirname(path)
-    try:
-        with open(path + ".sha256", encoding="utf-8") as handle:
-            expected = [line.split(None, 1) for line in handle if line.strip()]
-    except OSError as exc:
-        return "checksum file unreadable (%s)" % (exc.strerror or exc)
-    listed = sorted(rel.strip() for _, rel in expected)
-    actual = sorted(os.path.relpath(p, folder) for p in archive_files(path))
-    if listed != actual:
-        return "archive files differ from the checksum file"
-    for digest, rel in expected:
-        if sha256_file(os.path.join(folder, rel.strip())) != digest:
-            return "checksum mismatch (%s)" % rel.strip()
-    return ""
-
-
-def on_disk_problem(manifest, checksums=False):
-    """'' when the archive on disk is still the one its manifest describes, else why not.
-
-    What a listing can afford every time: the archive exists and its size is the manifest's
-    size_bytes (a stat per file), so a truncated, missing or replaced archive is never listed
-    as good on the strength of its last recorded verification. ``checksums`` also compares
-    every file with its .sha256, which reads every archive whole (a byte changed in place
-    keeps the size). Nothing is written: the manifest keeps its recorded verification.
-    """
-    if "unreadable" in manifest:
-        return "manifest unreadable (%s)" % manifest["unreadable"]
-    path = manifest["path"]
-    if not os.path.exists(path):
-        return "archive missing"
-    try:
-        size = archive_size(path)
-    except OSError as exc:
-        return "archive unreadable (%s)" % (exc.strerror or exc)
-    recorded = manifest.get("size_bytes")
-    if isinstance(recorded, int) and size != recorded:
-        if size < recorded:
-            return "truncated: %d of %d bytes" % (size, recorded)
-        return "size changed: %d bytes, %d recorded" % (size, recorded)
-    return checksum_problem(path) if checksums else ""
 
 
 def write_file(path, text):
@@ -683,39 +620,13 @@ class Backups:
         return os.path.join(self.root, database)
 
     def manifests(self, databases=None):
-        """Every backup (manifest + archive) under backup_dir, oldest first."""
-        found = []
-        if not os.path.isdir(self.root):
-            return found
+        """Every backup (manifest + archive) under backup_dir, oldest first (module_utils)."""
         try:
-            subdirs = sorted(os.listdir(self.root))
+            return backup_manifest.manifests(self.root, databases)
         except OSError as exc:
-            raise BackupError(describe_os_error(exc, self.root)) from exc
-        for sub in subdirs:
-            if databases and sub not in databases and sub != GLOBALS:
-                continue
-            folder = os.path.join(self.root, sub)
-            if sub.startswith(".") or not os.path.isdir(folder):
-                continue
-            for entry in sorted(os.listdir(folder)):
-                if entry.startswith(".") or not entry.endswith(".json"):
-                    continue
-                path = os.path.join(folder, entry)
-                try:
-                    with open(path, encoding="utf-8") as handle:
-                        manifest = json.load(handle)
-                except (OSError, ValueError) as exc:
-                    manifest = {"name": entry[:-5], "database": sub, "unreadable": str(exc)}
-                manifest["manifest_path"] = path
-                manifest["path"] = os.path.join(folder, manifest.get("name", entry[:-5]))
-                manifest.setdefault("name", entry[:-5])
-                found.append(manifest)
-        found.sort(key=lambda m: (m.get("started", ""), m["name"]))
-        return found
+            raise BackupError(describe_os_error(exc, exc.filename or self.root)) from exc
 
-    @staticmethod
-    def is_good(manifest):
-        return "unreadable" not in manifest and manifest.get("verified", {}).get("ok") is True
+    is_good = staticmethod(is_good)
 
     def save_manifest(self, manifest):
         data = {k: v for k, v in manifest.items() if k not in ("manifest_path", "path")}
@@ -945,7 +856,7 @@ class Backups:
     def new_name(self, database, folder, ext):
         while True:
             started = now().replace(microsecond=0)
-            name = "%s_%s%s" % (database, started.strftime(STAMP), ext)
+            name = "%s_%s%s" % (database, stamp(started), ext)
             taken = (name, name + ".json", "." + name + ".tmp")  # .tmp: a dump under way
             if not any(os.path.exists(os.path.join(folder, t)) for t in taken):
                 return name, started
