@@ -15,7 +15,8 @@ and once, at the size the targets name (--at, default 8 when measured, else the 
 health.yml; peak controller memory (all processes of the run) of A, B and RAW. The ratios are
 taken at that size. E is the per-host marginal cost (least-squares slope of time over all N) of
 A and RAW.
-Prints a table of wall times and ratios, writes JSON and a PNG plot of time against hosts.
+Prints a table of wall times and ratios and, per size, the task executions of A's weekly (one
+per task and host, from the runner's events; skips counted apart); writes JSON and a PNG plot.
 Ratios are taken within this one run, on the same hosts, so machine load affects both sides.
 """
 
@@ -141,6 +142,22 @@ def timed(
     return elapsed, peak
 
 
+def task_executions(state_dir: Path) -> dict[str, int]:
+    """Task executions (one per task and host) of the newest opsplay run, from its runner
+    events: every runner_on_* result, and how many of them were skips."""
+    runs = sorted((state_dir / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    counts = {"total": 0, "skipped": 0}
+    for path in runs[-1].glob("artifacts/*/job_events/*.json"):
+        event = json.loads(path.read_text()).get("event", "")
+        if event in RESULTS:
+            counts["total"] += 1
+            counts["skipped"] += event == "runner_on_skipped"
+    return counts
+
+
+RESULTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
+
+
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
@@ -148,7 +165,8 @@ def median(samples: list[float]) -> float:
 def environments(inventory_dir: Path, state_dir: Path) -> dict[str, dict[str, str]]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPSPLAY_", "ANSIBLE_"))}
     base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
-    from opsplay.content import ansible_cfg, roles_dir
+    from opsplay.content import ansible_cfg, collections_path, roles_dir
+    from opsplay.state import private_dir
     from opsplay.strategy import choose
 
     strategy = choose("auto")
@@ -157,7 +175,12 @@ def environments(inventory_dir: Path, state_dir: Path) -> dict[str, dict[str, st
         "OPSPLAY_INVENTORY_DIR": str(inventory_dir),
         "OPSPLAY_STATE_DIR": str(state_dir),
     }
-    stock = {**base, "ANSIBLE_ROLES_PATH": str(roles_dir())}
+    stock = {
+        **base,
+        "ANSIBLE_ROLES_PATH": str(roles_dir()),
+        # the collection opsplay.ops (its modules), linked as the CLI links it
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_path(private_dir(state_dir))),
+    }
     raw = {**stock, "ANSIBLE_CONFIG": str(ansible_cfg())}
     if strategy.plugin_dir:
         raw.update(
@@ -267,6 +290,12 @@ def main() -> None:
                     f"({', '.join(f'{s:.2f}' for s in samples)})",
                     flush=True,
                 )
+            tasks = task_executions(work / "state")  # of A's last weekly at this size
+            print(
+                f"N={n:<3} A    {tasks['total']} task executions ({tasks['skipped']} skipped)",
+                flush=True,
+            )
+            results.setdefault("task_executions", {})[n] = tasks  # type: ignore[union-attr]
             results["sizes"][n] = row  # type: ignore[index]
             if n != at_size:
                 continue
