@@ -125,6 +125,15 @@ def test_an_unreadable_manifest_file_is_listed_too(tmp_path):
         os.chmod(f"{good}.json", 0o600)
 
 
+def test_a_manifest_that_cannot_be_opened_is_listed_too_even_as_root(tmp_path):
+    good = make(tmp_path, "shop", "20261124T020000Z")
+    Path(f"{good}.json").unlink()
+    Path(f"{good}.json").mkdir()  # open() fails whoever runs this
+    (listed,) = bm.manifests(str(tmp_path))
+    assert "Is a directory" in listed["unreadable"] and not bm.is_good(listed)
+    assert listed["path"] == str(good)
+
+
 @pytest.mark.parametrize(
     "fields, problem",
     [

@@ -7,7 +7,7 @@ import datetime
 import pytest
 from ansible_collections.opsplay.ops.plugins.module_utils import timestamps
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 MOMENT = datetime.datetime(2026, 11, 24, 3, 15, 0, tzinfo=UTC)
 
 
@@ -50,13 +50,13 @@ def test_a_bad_iso_text_is_one_error_naming_it(value):
     with pytest.raises(timestamps.TimestampError) as info:
         timestamps.parse_iso(value)
     message = str(info.value)
-    assert message == "not a timestamp: %r (expected 2026-11-24T03:15:00Z)" % value
+    assert message == f"not a timestamp: {value!r} (expected 2026-11-24T03:15:00Z)"
     assert "\n" not in message
 
 
 @pytest.mark.parametrize("value", [None, 1700000000, 17.5, ["2026-11-24T03:15:00Z"], {}])
 def test_a_value_that_is_not_text_is_the_same_error_not_a_type_error(value):
-    with pytest.raises(timestamps.TimestampError, match="^not a timestamp: "):
+    with pytest.raises(timestamps.TimestampError, match=r"^not a timestamp: "):
         timestamps.parse_iso(value)
 
 

@@ -1,0 +1,265 @@
+#!/usr/bin/python3
+"""Ansible module of roles/preflight: measure the gates before a risky step and pass or refuse.
+
+Read-only (also under --check). Measures the newest verified backup of every backup set (the
+server's databases, the declared ones, and every directory under backup_dir, ``_globals``
+included: plugins/module_utils/backup_manifest's rule) and the free space of the declared paths,
+judges them and the activity the role's query measured, and fails the host once naming every
+gate that refused (``refused STEP: gate backup: ...; gate disk: ...``). With ``backup_take`` a
+refusal by the backup gate does not fail: the result says ``backup_refused`` so that the role
+takes a backup and calls the module again.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils import backup_manifest, disk_usage
+from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import age_seconds, now
+
+DOCUMENTATION = r"""
+module: preflight_probe
+short_description: Pre-flight gates (backup, disk, activity) before a risky step (opsplay preflight)
+description:
+  - Measures each database's newest verified backup (roles/pg_backup's manifests) and the free
+    space of paths, judges them and the activity measured by the role's query, and fails naming
+    every gate that refused. Read-only; used by roles/preflight.
+options:
+  gates:
+    description: The gates to check (backup, disk, activity).
+    type: list
+    elements: str
+    default: [backup, disk, activity]
+  step:
+    description: What the gates protect, for the messages.
+    type: str
+    default: the maintenance step
+  db_host:
+    description: Whether the host is a database server (the backup and activity gates apply).
+    type: bool
+    default: false
+  backup_dir:
+    description: Backup directory of roles/pg_backup.
+    type: str
+    default: /var/backups/postgresql
+  databases:
+    description: Databases that must have a backup (the server's and the declared ones).
+    type: list
+    elements: str
+    default: []
+  backup_max_age:
+    description: Seconds - each newest verified backup must be younger.
+    type: int
+    default: 93600
+  backup_take:
+    description: A refusal by the backup gate does not fail (the role takes a backup first).
+    type: bool
+    default: false
+  disk:
+    description: Paths and the free space each needs ({path, min_free_mb}).
+    type: list
+    elements: dict
+    default: []
+  activity:
+    description: >-
+      The role's query result (oldest_xact_seconds, oldest_xact_pid, lock_waiters), or null
+      when it did not run.
+    type: dict
+  max_transaction_age:
+    description: Seconds - an older open transaction refuses.
+    type: int
+    default: 300
+  max_lock_waiters:
+    description: More sessions waiting on a lock refuse.
+    type: int
+    default: 0
+author: opsplay
+"""
+
+EXAMPLES = r"""
+- name: Pass the gates
+  opsplay.ops.preflight_probe:
+    gates: [backup, disk]
+    step: security updates
+    db_host: true
+    databases: [shop]
+    disk: [{path: /, min_free_mb: 1024}]
+"""
+
+RETURN = r"""
+backups:
+  description: Per backup set, the newest verified backup ({name, age_seconds}) or null.
+  returned: always
+  type: dict
+disk:
+  description: Per path, free_mb and min_free_mb, or error.
+  returned: always
+  type: list
+problems:
+  description: One line per refusal, each naming its gate ("gate backup - ...").
+  returned: always
+  type: list
+backup_refused:
+  description: Whether the backup gate refused.
+  returned: always
+  type: bool
+msg:
+  description: C(gates passed for STEP - GATES), or C(refused STEP - PROBLEM; PROBLEM).
+  returned: always
+  type: str
+"""
+
+KNOWN_GATES = ("backup", "disk", "activity")
+
+
+def duration(seconds):
+    """'45 s', '90 min', '26 h', '30.5 h': how the messages say an age."""
+    seconds = int(seconds)
+    if seconds < 120:
+        return "%d s" % seconds
+    if seconds < 7200:
+        return "%d min" % (seconds // 60)
+    return ("%.1f" % (seconds / 3600.0)).rstrip("0").rstrip(".") + " h"
+
+
+def unknown_gates(gates):
+    """One line naming the unknown gates, or ''."""
+    unknown = [g for g in gates if g not in KNOWN_GATES]
+    if not unknown:
+        return ""
+    return "preflight_gates: unknown gate(s) %s (known: %s)" % (
+        ", ".join(unknown),
+        ", ".join(KNOWN_GATES),
+    )
+
+
+def measure_backups(backup_dir, databases, at):
+    """({set: {name, age_seconds} or None}, error or None): every declared database and every
+    set with a directory under backup_dir, by backup_manifest's rule."""
+    try:
+        sets = set(databases) | set(backup_manifest.backup_sets(backup_dir))
+        newest = backup_manifest.newest_verified(backup_manifest.manifests(backup_dir))
+    except OSError as exc:
+        return {}, "%s: %s" % (exc.filename or backup_dir, exc.strerror or exc)
+    found = {}
+    for name in sorted(sets):
+        good = newest.get(name)
+        found[name] = (
+            {"name": good["name"], "age_seconds": age_seconds(good["ended"], at)} if good else None
+        )
+    return found, None
+
+
+def measure_disk(paths):
+    result = []
+    for item in paths:
+        path = item["path"]
+        try:
+            free = disk_usage.usage(path)["free_mib"]
+        except OSError as exc:
+            result.append({"path": path, "error": exc.strerror or str(exc)})
+            continue
+        result.append({"path": path, "free_mb": free, "min_free_mb": int(item["min_free_mb"])})
+    return result
+
+
+def backup_problems(found, error, backup_dir, max_age):
+    if error:
+        return ["gate backup: cannot read %s" % error]
+    if not found:
+        return ["gate backup: no verified backup in %s" % backup_dir]
+    out = []
+    for name, newest in sorted(found.items()):
+        if newest is None:
+            out.append("gate backup: %s has no verified backup" % name)
+        elif newest["age_seconds"] > max_age:
+            out.append(
+                "gate backup: %s newest verified backup %s is %s old (max %s)"
+                % (name, newest["name"], duration(newest["age_seconds"]), duration(max_age))
+            )
+    return out
+
+
+def disk_problems(measured):
+    out = []
+    for d in measured:
+        if "error" in d:
+            out.append("gate disk: %s: %s" % (d["path"], d["error"]))
+        elif d["free_mb"] < d["min_free_mb"]:
+            out.append(
+                "gate disk: %s has %d MiB free, needs %d"
+                % (d["path"], d["free_mb"], d["min_free_mb"])
+            )
+    return out
+
+
+def activity_problems(activity, max_age, max_waiters):
+    out = []
+    oldest = int(activity.get("oldest_xact_seconds") or 0)
+    waiters = int(activity.get("lock_waiters") or 0)
+    if oldest > max_age:
+        out.append(
+            "gate activity: a transaction has been open %d s (pid %s, max %d s)"
+            % (oldest, activity.get("oldest_xact_pid"), max_age)
+        )
+    if waiters > max_waiters:
+        out.append("gate activity: %d sessions wait on locks (max %d)" % (waiters, max_waiters))
+    return out
+
+
+def judge(p, at):
+    """The module's result (without changed/failed) for parameters p at time at."""
+    gates = p["gates"]
+    result = {"backups": {}, "disk": [], "problems": []}
+    if "backup" in gates and p["db_host"]:
+        found, error = measure_backups(p["backup_dir"], p["databases"], at)
+        result["backups"] = found
+        result["problems"] += backup_problems(found, error, p["backup_dir"], p["backup_max_age"])
+    if "disk" in gates:
+        result["disk"] = measure_disk(p["disk"])
+        result["problems"] += disk_problems(result["disk"])
+    if "activity" in gates and p["db_host"] and p["activity"]:
+        result["problems"] += activity_problems(
+            p["activity"], p["max_transaction_age"], p["max_lock_waiters"]
+        )
+    result["backup_refused"] = any(x.startswith("gate backup") for x in result["problems"])
+    if result["problems"]:
+        result["msg"] = "refused %s: %s" % (p["step"], "; ".join(result["problems"]))
+    else:
+        result["msg"] = "gates passed for %s: %s" % (p["step"], ", ".join(gates))
+    return result
+
+
+def fails(result, backup_take):
+    """Whether the host fails now: on any refusal, unless the backup gate refused and
+    backup_take lets the role take a backup and call again (which then judges every gate)."""
+    return bool(result["problems"]) and not (backup_take and result["backup_refused"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "gates": {"type": "list", "elements": "str", "default": list(KNOWN_GATES)},
+            "step": {"type": "str", "default": "the maintenance step"},
+            "db_host": {"type": "bool", "default": False},
+            "backup_dir": {"type": "str", "default": "/var/backups/postgresql"},
+            "databases": {"type": "list", "elements": "str", "default": []},
+            "backup_max_age": {"type": "int", "default": 93600},
+            "backup_take": {"type": "bool", "default": False},
+            "disk": {"type": "list", "elements": "dict", "default": []},
+            "activity": {"type": "dict"},
+            "max_transaction_age": {"type": "int", "default": 300},
+            "max_lock_waiters": {"type": "int", "default": 0},
+        },
+        supports_check_mode=True,
+    )
+    problem = unknown_gates(module.params["gates"])
+    if problem:
+        module.fail_json(msg=problem)
+    result = judge(module.params, now())
+    if fails(result, module.params["backup_take"]):
+        module.fail_json(**result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
