@@ -1,20 +1,8 @@
 #!/usr/bin/python3
-"""Ansible module: the declared log sets of roles/log_rotation, checked and completed.
+"""Ansible module opsplay.ops.log_rotation_plan:
+the declared log sets of roles/log_rotation, checked and completed.
 
-Read-only, changes nothing (check mode as well). Each declared set gets the role's defaults,
-then its preset's keys, then its own keys; the result comes back split into ``present`` and
-``absent``. Before that, every set is checked, and any problem fails the module with one line
-naming each set and what is wrong, so no file is touched:
-
-- names (letters, digits, ``_``, ``-``; once each), presets, paths (absolute; no double
-  quote, brace or line break, which would end the quoted pattern or open/close a block);
-- one-line values (size, maxsize, minsize, su, create, each of options): no line break and no
-  brace, which would end the set's block and start a new one; an option that opens a script
-  (postrotate, firstaction, ...) cannot be closed by a one-line option either;
-- prerotate/postrotate: logrotate ends a script at the first line whose first word is
-  ``endscript`` (``endscript;`` and ``endscript #`` too), so such a line would turn the rest
-  of the value into configuration: ``endscript`` / ``}`` / ``NEW-PATH {`` injects a new set
-  that passes logrotate's own check. Lines that are only ``{`` or ``}`` are refused as well.
+What it decides and does, its options and its results: DOCUMENTATION and RETURN below.
 """
 
 from __future__ import annotations
@@ -25,12 +13,132 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: log_rotation_plan
-short_description: Check log sets, apply defaults and presets (opsplay log_rotation role)
-description: See the module docstring; used by roles/log_rotation only.
+short_description: Check declared logrotate sets and complete them with defaults and presets
+description:
+  - The first task of the C(log_rotation) role. Decides, before any file of the host is
+    touched, whether the declared log sets can be written as logrotate blocks, and returns each
+    set completed - the role's defaults, then the keys of the set's preset, then the set's own
+    keys - split into the sets to install (RV(present)) and the sets to remove (RV(absent)).
+  - Every set is checked. Names are letters, digits, V(_) and V(-), each declared once; the
+    preset exists; a present set has paths; paths are absolute and hold no double quote, brace
+    or line break (which would end the quoted pattern or open or close a block).
+  - One-line values (C(size), C(maxsize), C(minsize), C(su), C(create) and each item of
+    C(options)) hold no line break and no brace, which would end the set's block and start new
+    configuration; an option that opens or closes a script (C(postrotate), C(firstaction),
+    C(endscript), ...) is refused too, one line cannot hold a script.
+  - C(prerotate) and C(postrotate) hold no line whose first word is C(endscript) (logrotate ends
+    the script there and reads the rest as configuration, so C(endscript) / C(}) / C(PATH {)
+    would inject a set that passes logrotate's own check) and no line that is only C({) or
+    C(}).
+  - Any problem fails the module with one line naming each set and what is wrong with it (the
+    same problems as a list in RV(problems)).
+  - Pure computation on the module's arguments; reads and writes no file, runs no command and
+    needs no privileges. Never changes anything (RV(changed) is always false), in check mode
+    exactly the same.
 options:
-  sets: {type: list, elements: dict, required: true}
-  defaults: {type: dict, required: true}
-  presets: {type: dict, required: true}
+  sets:
+    description:
+      - The declared log sets (the role's C(log_rotation_sets)), each a dict with at least
+        C(name); every other key is optional and taken from the preset or O(defaults).
+      - Keys checked here are C(name), C(state) (V(present) or V(absent)), C(preset), C(paths),
+        C(size), C(maxsize), C(minsize), C(su), C(create), C(options), C(prerotate) and
+        C(postrotate); other keys (C(frequency), C(rotate), C(compress), ...) are passed through.
+    type: list
+    elements: dict
+    required: true
+  defaults:
+    description:
+      - Keys every set starts from (the role's C(__log_rotation_set_defaults)); its C(preset)
+        is the preset of sets that name none (V(app) when it has none either).
+    type: dict
+    required: true
+  presets:
+    description:
+      - Preset name to the keys it sets on top of O(defaults) (the role's
+        C(__log_rotation_presets), e.g. V(app) and V(nginx)). A set naming a preset not in this
+        dict is a problem.
+    type: dict
+    required: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author: opsplay
+"""
+
+EXAMPLES = r"""
+- name: Check the declared log sets
+  opsplay.ops.log_rotation_plan:
+    sets: "{{ log_rotation_sets }}"
+    defaults: "{{ __log_rotation_set_defaults }}"
+    presets: "{{ __log_rotation_presets }}"
+  register: log_rotation_plan
+
+- name: Check two sets against explicit defaults and presets
+  opsplay.ops.log_rotation_plan:
+    sets:
+      - name: app
+        paths: [/var/log/app/*.log]
+        rotate: 14
+        postrotate: systemctl kill --signal=USR1 app.service
+      - name: old-app
+        state: absent
+    defaults:
+      state: present
+      preset: app
+      paths: []
+      frequency: daily
+      rotate: 30
+      compress: true
+    presets:
+      app: {}
+  register: log_rotation_plan
+"""
+
+RETURN = r"""
+present:
+  description:
+    - The sets whose C(state) is V(present) (or unset), in declaration order, each with
+      O(defaults), then its preset's keys, then its own keys applied.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: app
+      state: present
+      preset: app
+      paths: [/var/log/app/*.log]
+      frequency: daily
+      rotate: 14
+      compress: true
+      postrotate: systemctl kill --signal=USR1 app.service
+absent:
+  description: The sets whose C(state) is V(absent), completed the same way.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: old-app
+      state: absent
+      preset: app
+      paths: []
+problems:
+  description:
+    - Every problem of the completed sets, in declaration order, each once (also joined into
+      C(msg), after V(log_rotation_sets:)).
+  returned: failure
+  type: list
+  elements: str
+  sample:
+    - >-
+      log set 'app': postrotate line 2 'endscript' would end the script there and make the
+      rest of the value logrotate configuration
+    - log set name 'app' is declared more than once
 """
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")

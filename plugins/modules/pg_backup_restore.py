@@ -1,58 +1,74 @@
 #!/usr/bin/python3
 # Managed by the opsplay `pg_backup` role.
-"""Ansible module of the pg_backup role: what a restore does, and the swap into place.
+"""Ansible module opsplay.ops.pg_backup_restore:
+what a restore does, and the swap into place (roles/pg_backup).
 
-``plan`` (read-only) picks the backup among the given database's own backups, names the target,
-the temporary database the backup is restored into first (``TARGET__restoring``) and the name
-the replaced database is moved aside to (``TARGET__previous``), and refuses in one line what
-cannot go well: no backup of that database, a target that exists without ``replace``, sessions
-on the target without ``terminate_sessions``, a ``TARGET__previous`` left by an earlier restore.
-
-``swap`` moves the restored copy into place once it restored cleanly:
-
-1. the temporary database is closed to new connections and its sessions (a monitoring agent
-   connecting to every database) are ended: it is ours until it has its name;
-2. one transaction renames the target aside and the temporary database into place (and gives it
-   the connection setting the target had). PostgreSQL commits both renames or neither: at every
-   moment the target exists under its name, before or after the swap, whatever kills the run;
-3. only then the previous database is dropped, or kept (``keep_previous``).
-
-Every failure message says where the target's data is.
+What it decides and does, its options and its results: DOCUMENTATION and RETURN below.
 """
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: pg_backup_restore
-short_description: Plan a restore and move the restored copy into place (opsplay pg_backup)
+short_description: Plan a PostgreSQL restore and move the restored copy into place
 description:
-  - Internal module of the opsplay pg_backup role (tasks/restore.yml); see the role's README.
-  - Runs on the database host as the PostgreSQL OS user (become), connects with psycopg2.
+  - The decisions and the swap of the C(pg_backup) role's restore (C(tasks/restore.yml); see the
+    role's README). Runs on the database host as the PostgreSQL OS user (become), connects with
+    psycopg2 to O(maintenance_db), never to the target. It restores no data itself (the role
+    restores the backup into the temporary database with M(opsplay.ops.pg_backup_archive)) and
+    never touches a backup file.
+  - O(action=plan) is read-only (also in check mode). It picks the backup among the given
+    database's own backups (never another database's, never the globals) - the newest verified
+    one for O(backup=latest), else the one named - and names the target, the temporary
+    database the backup is restored into first (C(TARGET__restoring)) and the name the replaced
+    database is moved aside to (C(TARGET__previous)). It refuses in one line what cannot go
+    well; no backup of that database (naming the databases that have one), an encrypted backup
+    without O(key_given), a target that exists without O(replace), sessions on the target
+    without O(terminate_sessions), a C(TARGET__previous) left by an earlier restore. Refusals
+    caused by the operator's options set RV(opsplay_bad_input).
+  - O(action=swap) moves the restored copy into place once it restored cleanly. First the
+    temporary database is closed to new connections and its sessions are ended. Then one
+    transaction renames the target aside and the temporary database into place (and gives it
+    the target's connection setting); PostgreSQL commits both renames or neither, so at every
+    moment the target exists under its name, whatever kills the run. A session that slipped
+    in is ended and the transaction retried (3 attempts). Only then the previous database is
+    dropped, or kept with O(keep_previous). Every failure message says where the target's data
+    is. In check mode it connects, changes nothing and says what it would move.
 options:
   action:
-    description: plan (read-only) or swap.
+    description: V(plan) (read-only) or V(swap).
     type: str
     required: true
     choices: [plan, swap]
   backups:
-    description: Every backup of the host (the listing of pg_backup_archive action=list).
+    description:
+      - Every backup of the host, as RV(opsplay.ops.pg_backup_archive#module:backups) of
+        M(opsplay.ops.pg_backup_archive) with C(action=list) lists them (C(name), C(database),
+        C(good), C(started), C(encryption) are read). With O(action=plan).
     type: list
     elements: dict
     default: []
   database:
-    description: Database whose backup is restored.
+    description: The database whose backup is restored (O(action=plan); required there).
     type: str
     default: ""
   backup:
-    description: latest (the newest verified backup of the database) or a backup file name.
+    description:
+      - V(latest) (the newest verified backup of O(database)) or the file name of one of its
+        backups.
     type: str
     default: latest
   target:
-    description: Database restored into; empty for DATABASE_restored_TIMESTAMP.
+    description:
+      - The database restored into. With O(action=plan), empty means
+        C(DATABASE_restored_YYYYMMDDTHHMMSS) (the backup's start); with O(action=swap), the
+        target RV(target) the plan returned. Letters, digits, C(_ $ -), at most 41 characters.
     type: str
     default: ""
   replace:
-    description: Replace the target when it exists.
+    description:
+      - Replace the target when it exists. With O(action=swap), whether the plan found it
+        (RV(replace)).
     type: bool
     default: false
   terminate_sessions:
@@ -60,27 +76,29 @@ options:
     type: bool
     default: false
   keep_previous:
-    description: Keep the replaced database as TARGET__previous instead of dropping it.
+    description: Keep the replaced database as C(TARGET__previous) instead of dropping it.
     type: bool
     default: false
   allow_connections:
-    description: Whether the restored database accepts connections (what the target allowed).
+    description:
+      - Whether the restored database accepts connections, with O(action=swap) (what the target
+        allowed, RV(allow_connections) of the plan).
     type: bool
     default: true
   key_given:
-    description: An age private key was given (needed by an encrypted backup).
+    description: An age private key was given (an encrypted backup needs one).
     type: bool
     default: false
   backup_dir:
-    description: Directory of the backups (named in messages).
+    description: Directory of the backups, named in messages.
     type: str
     default: ""
   host:
-    description: Inventory name of the host (named in messages).
+    description: Inventory name of the host, named in messages.
     type: str
     default: ""
   login_host:
-    description: Server host; empty to use login_unix_socket.
+    description: Server host; empty to use O(login_unix_socket).
     type: str
     default: ""
   login_unix_socket:
@@ -96,14 +114,119 @@ options:
     type: str
     default: postgres
   login_password:
-    description: Password, if any.
+    description: Password, if any (not logged).
     type: str
     default: ""
   maintenance_db:
     description: Database connected to (never the target).
     type: str
     default: postgres
+requirements:
+  - python3-psycopg2 on the host
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 author: opsplay
+"""
+
+EXAMPLES = r"""
+- name: Choose the backup and check the target (refuses before anything changes)
+  opsplay.ops.pg_backup_restore:
+    action: plan
+    backups: "{{ pg_backup_list.backups }}"
+    database: app
+    backup: latest
+    target: app
+    replace: true
+    terminate_sessions: true
+    backup_dir: /var/backups/postgresql
+    host: "{{ inventory_hostname }}"
+  become: true
+  become_user: postgres
+  register: pg_backup_restore_plan
+  check_mode: false
+
+- name: Move the restored database into place, then drop or keep the previous one
+  opsplay.ops.pg_backup_restore:
+    action: swap
+    target: "{{ pg_backup_restore_plan.target }}"
+    replace: "{{ pg_backup_restore_plan.replace }}"
+    terminate_sessions: true
+    keep_previous: true
+    allow_connections: "{{ pg_backup_restore_plan.allow_connections }}"
+    login_host: db.internal
+    login_port: 5432
+    login_user: postgres
+    login_password: "{{ vault_postgres_password }}"
+  become: true
+  become_user: postgres
+  register: pg_backup_restore_swap
+"""
+
+RETURN = r"""
+msg:
+  description:
+    - O(action=plan), what the restore will do; O(action=swap), what was done (or, in check
+      mode, would be); on failure, why, and where the target's data is.
+  returned: always
+  type: str
+  sample: replaced app; its previous data kept as app__previous
+choice:
+  description:
+    - The backup chosen, the entry of O(backups) as given (C(name), C(database), C(started),
+      C(good), C(encryption), ...).
+  returned: success, when O(action=plan)
+  type: dict
+  sample: {"name": "app_20261124T031500Z.dump", "database": "app", "good": true,
+           "started": "2026-11-24T03:15:00Z", "encryption": "none"}
+target:
+  description: The database restored into.
+  returned: success, when O(action=plan)
+  type: str
+  sample: app
+temporary:
+  description: The database the backup is restored into first (C(TARGET__restoring)).
+  returned: success, when O(action=plan)
+  type: str
+  sample: app__restoring
+previous:
+  description: The name the replaced target is moved aside to (C(TARGET__previous)).
+  returned: success, when O(action=plan)
+  type: str
+  sample: app__previous
+replace:
+  description: Whether the target exists, and is replaced.
+  returned: success, when O(action=plan)
+  type: bool
+  sample: true
+leftover:
+  description: Whether a temporary database of an interrupted restore exists (to drop first).
+  returned: success, when O(action=plan)
+  type: bool
+  sample: false
+allow_connections:
+  description: Whether the target accepts connections (true when it does not exist).
+  returned: success, when O(action=plan)
+  type: bool
+  sample: true
+sessions:
+  description: Sessions on the target that the swap will end (0 when it does not replace).
+  returned: success, when O(action=plan)
+  type: int
+  sample: 2
+opsplay_bad_input:
+  description:
+    - Whether the operator's options caused the failure (no such backup, target exists without
+      O(replace), an encrypted backup without a key, an unusable name); opsplay's exit code 2.
+  returned: failure
+  type: bool
+  sample: true
 """
 
 import re
@@ -348,8 +471,8 @@ def first_line(exc):
 
 
 def swap(server, params):
-    """Steps 1-3 of the module's docstring; returns the message, raises RestoreError naming
-    where the data of the target is."""
+    """The swap of DOCUMENTATION's description (steps 1-3 below); returns the message, raises
+    RestoreError naming where the data of the target is."""
     import psycopg2
 
     target = params["target"]

@@ -1,16 +1,8 @@
 #!/usr/bin/python3
-"""Ansible module: the apt side of roles/security_updates, on the managed host.
+"""Ansible module opsplay.ops.security_updates_apt:
+the apt side of roles/security_updates, on the managed host.
 
-action=recover  wait (bounded) for the dpkg lock, then finish an interrupted dpkg run with
-                ``dpkg --configure -a``; changed when it had to.
-action=plan     read-only: which installed packages have upgrades, split into security and
-                other by the candidate's origin; the versions to install (security only, or
-                all); packages held (hold list or apt-mark hold) and upgrades refused because
-                they would drag a held package along; every installed version (to diff after
-                the upgrade); reboot-required and the services still running deleted
-                (replaced) libraries.
-
-Runs with python3-apt (apt_pkg), which Debian's apt module needs as well.
+What it decides and does, its options and its results: DOCUMENTATION and RETURN below.
 """
 
 from __future__ import annotations
@@ -26,14 +18,202 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: security_updates_apt
-short_description: Plan security updates and recover dpkg (opsplay security_updates role)
-description: See the module docstring; used by roles/security_updates only.
+short_description: Plan security updates and recover an interrupted dpkg run (Debian, Ubuntu)
+description:
+  - The apt side of the C(security_updates) role, on the managed Debian or Ubuntu host, as
+    root (dpkg's locks, C(dpkg --configure -a) and other processes' C(/proc/PID/maps) need
+    it). Never installs, upgrades or removes a package and never refreshes the package lists -
+    the role does that with M(ansible.builtin.apt), from this module's plan.
+  - O(action=recover) waits (at most O(lock_timeout) seconds) until no process holds the dpkg
+    locks (C(/var/lib/dpkg/lock-frontend), C(/var/lib/dpkg/lock)), then finishes a dpkg run
+    that was interrupted (packages C(dpkg --audit) lists, or a pending journal in
+    C(/var/lib/dpkg/updates)) with
+    C(dpkg --configure -a --force-confdef --force-confold), noninteractive. Changed when it had
+    to. Fails when the lock stays held, when dpkg fails (naming dpkg's last line), or when
+    packages are still half-configured afterwards. In check mode it reports what it would
+    recover and runs nothing.
+  - O(action=plan) is read-only (also in check mode) and needs python3-apt on the host (as
+    M(ansible.builtin.apt) does). For every installed package with a newer candidate it
+    decides whether the upgrade is a security one (a newer version comes from an origin
+    matching O(security_origins)) and which version to install - the newest security version
+    with O(mode=security), the candidate with O(mode=all). Packages held (O(hold) or
+    C(apt-mark hold)) are not upgraded, and an upgrade that would change or remove a held
+    package, or whose dependencies cannot be satisfied, is refused (RV(blocked)) after a
+    simulation of installing it alone. It also returns every installed version (to compare
+    after the upgrade), whether C(/var/run/reboot-required) asks for a reboot and for which
+    packages, and the services (and other processes) still running replaced (deleted)
+    libraries.
 options:
-  action: {type: str, required: true, choices: [recover, plan]}
-  mode: {type: str, default: security, choices: [security, all]}
-  security_origins: {type: list, elements: dict, default: []}
-  hold: {type: list, elements: str, default: []}
-  lock_timeout: {type: int, default: 300}
+  action:
+    description: V(recover) (wait for dpkg, finish an interrupted run) or V(plan) (read-only).
+    type: str
+    required: true
+    choices: [recover, plan]
+  mode:
+    description:
+      - With O(action=plan) - V(security) upgrades only packages with a security version (to
+        the newest one), V(all) upgrades every package to its candidate.
+    type: str
+    default: security
+    choices: [security, all]
+  security_origins:
+    description:
+      - Patterns of the origins whose versions are security updates. A pattern is a dict of
+        release fields (C(origin), C(label), C(archive), C(codename), C(site)) to shell-style
+        globs (C(fnmatch), case-sensitive); a version matches a pattern when all of its fields
+        match. Empty means no upgrade is a security one.
+    type: list
+    elements: dict
+    default: []
+  hold:
+    description:
+      - Packages never upgraded nor changed by another package's upgrade, as well as the
+        packages marked C(apt-mark hold).
+    type: list
+    elements: str
+    default: []
+  lock_timeout:
+    description: With O(action=recover), seconds to wait for the dpkg lock before failing.
+    type: int
+    default: 300
+requirements:
+  - python3-apt (apt_pkg) on the host, for O(action=plan)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: debian
+author: opsplay
+"""
+
+EXAMPLES = r"""
+- name: Wait for the dpkg lock and finish an interrupted dpkg run
+  opsplay.ops.security_updates_apt:
+    action: recover
+    lock_timeout: "{{ security_updates_lock_timeout }}"
+  register: security_updates_recover
+
+- name: Plan the upgrades
+  opsplay.ops.security_updates_apt:
+    action: plan
+    mode: "{{ security_updates_mode }}"
+    security_origins: "{{ security_updates_security_origins }}"
+    hold: "{{ security_updates_hold }}"
+  register: security_updates_before
+
+- name: Plan the security upgrades of Debian and Ubuntu, never touching PostgreSQL
+  opsplay.ops.security_updates_apt:
+    action: plan
+    mode: security
+    security_origins:
+      - origin: Debian
+        label: Debian-Security
+      - origin: Ubuntu
+        archive: "*-security"
+    hold: [postgresql-15, postgresql-client-15]
+  register: security_updates_before
+"""
+
+RETURN = r"""
+waited:
+  description: Seconds waited for the dpkg lock (O(action=recover)), one decimal.
+  returned: when O(action=recover)
+  type: float
+  sample: 0.0
+recovered:
+  description:
+    - Packages dpkg had left half-done, finished with C(dpkg --configure -a) (in check mode,
+      that would be); "(dpkg journal)" for a pending journal only. Empty when dpkg was fine.
+  returned: when O(action=recover)
+  type: list
+  elements: str
+  sample: [openssl]
+upgrades:
+  description:
+    - What to install (O(action=plan)). Per package C(name), installed version C(from) and
+      the version to install C(to); held and refused packages are not in it.
+  returned: when O(action=plan)
+  type: list
+  elements: dict
+  sample: [{"name": "openssl", "from": "3.0.15-1~deb12u1", "to": "3.0.17-1~deb12u2"}]
+pending_security:
+  description:
+    - Installed packages with a newer security version, held or not. C(name), C(from),
+      C(candidate) (apt's candidate), C(origin) (the candidate's C(origin/archive), or
+      V(local)), and C(security) (the newest security version).
+  returned: when O(action=plan)
+  type: list
+  elements: dict
+  sample:
+    - name: openssl
+      from: 3.0.15-1~deb12u1
+      candidate: 3.0.17-1~deb12u2
+      origin: Debian/bookworm-security
+      security: 3.0.17-1~deb12u2
+pending_other:
+  description:
+    - Installed packages with a newer candidate and no security version (C(name), C(from),
+      C(candidate), C(origin)).
+  returned: when O(action=plan)
+  type: list
+  elements: dict
+  sample: [{"name": "tzdata", "from": "2024a-0+deb12u1", "candidate": "2025b-0+deb12u1",
+            "origin": "Debian/bookworm-updates"}]
+held:
+  description: Packages with an upgrade that are held (O(hold) or C(apt-mark hold)), sorted.
+  returned: when O(action=plan)
+  type: list
+  elements: str
+  sample: [postgresql-15]
+blocked:
+  description:
+    - Upgrades refused - C(name), version C(to) and C(reason) (it would change held package
+      NAME, or its dependencies cannot be satisfied).
+  returned: when O(action=plan)
+  type: list
+  elements: dict
+  sample: [{"name": "libpq5", "to": "15.14-0+deb12u1",
+            "reason": "it would change held package postgresql-15"}]
+installed:
+  description: Every installed package to its version.
+  returned: when O(action=plan)
+  type: dict
+  sample: {"openssl": "3.0.15-1~deb12u1", "libc6": "2.36-9+deb12u10"}
+reboot_required:
+  description: Whether C(/var/run/reboot-required) exists.
+  returned: when O(action=plan)
+  type: bool
+  sample: true
+reboot_packages:
+  description: The packages C(/var/run/reboot-required.pkgs) names, sorted, each once.
+  returned: when O(action=plan)
+  type: list
+  elements: str
+  sample: [linux-image-6.1.0-41-amd64]
+outdated_services:
+  description: systemd units with a process still mapping a replaced library, sorted.
+  returned: when O(action=plan)
+  type: list
+  elements: str
+  sample: [nginx.service, postgresql@15-main.service]
+outdated_processes:
+  description: Other processes still mapping a replaced library, as "COMM (pid PID)".
+  returned: when O(action=plan)
+  type: list
+  elements: str
+  sample: [python3 (pid 4711)]
+msg:
+  description:
+    - Why the module failed - the dpkg lock still held after O(lock_timeout) s,
+      C(dpkg --configure -a) failing or leaving packages half-configured, or python3-apt
+      missing.
+  returned: failure
+  type: str
+  sample: the dpkg lock is still held after 300 s
 """
 
 DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
