@@ -42,9 +42,9 @@ options:
     choices: [plan, swap]
   backups:
     description:
-      - Every backup of the host, as RV(opsplay.ops.pg_backup_archive#module:backups) of
-        M(opsplay.ops.pg_backup_archive) with C(action=list) lists them (C(name), C(database),
-        C(good), C(started), C(encryption) are read). With O(action=plan).
+      - Every backup of the host, the C(backups) that M(opsplay.ops.pg_backup_archive) returns
+        with C(action=list) (C(name), C(database), C(good), C(started) and C(encryption) are
+        read). With O(action=plan).
     type: list
     elements: dict
     default: []

@@ -30,8 +30,8 @@ description:
     C(/var/lib/dpkg/updates)) with
     C(dpkg --configure -a --force-confdef --force-confold), noninteractive. Changed when it had
     to. Fails when the lock stays held, when dpkg fails (naming dpkg's last line), or when
-    packages are still half-configured afterwards. In check mode it reports what it would
-    recover and runs nothing.
+    packages are still half-configured afterwards. In check mode it waits for the lock the
+    same way, then reports what it would recover and runs nothing.
   - O(action=plan) is read-only (also in check mode) and needs python3-apt on the host (as
     M(ansible.builtin.apt) does). For every installed package with a newer candidate it
     decides whether the upgrade is a security one (a newer version comes from an origin
