@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import glob
 import math
+import os
 import subprocess
 import time
 
+from ansible_collections.opsplay.ops.plugins.module_utils import timestamps
+
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 OPENSSL_TIME = "%b %d %H:%M:%S %Y %Z"  # "Nov 24 07:00:00 2027 GMT"; openssl always prints GMT
-ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+ISO_FORMAT = timestamps.ISO  # opsplay's one ISO format (module_utils.timestamps)
 # openssl's names for SAN types that differ from the short ones community.crypto returns
 SAN_PREFIXES = {"IP Address": "IP", "Registered ID": "RID", "othername": "otherName"}
 
@@ -120,8 +124,7 @@ def read_certificate(path: str) -> dict:
 
 def parse_time(text: str) -> datetime.datetime:
     """A ``not_after``/``not_before`` string back to an aware UTC datetime."""
-    moment = calendar.timegm(time.strptime(text, ISO_FORMAT))
-    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
+    return timestamps.parse_iso(text)
 
 
 def seconds_left(not_after: str, now: datetime.datetime) -> int:
@@ -135,4 +138,40 @@ def days_left(not_after: str, now: datetime.datetime) -> int:
 
 
 def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return timestamps.now()
+
+
+def read_or_error(path: str, now: datetime.datetime) -> dict:
+    """``read_certificate(path)`` plus ``days_left`` and ``seconds_left`` at ``now``, or
+    ``{"path", "error"}`` (the reason without the "certificate PATH: " prefix)."""
+    try:
+        cert = read_certificate(path)
+    except CertificateError as exc:
+        return {"path": path, "error": str(exc).split(": ", 1)[-1]}
+    cert["days_left"] = days_left(cert["not_after"], now)
+    cert["seconds_left"] = seconds_left(cert["not_after"], now)
+    return cert
+
+
+def expand_paths(patterns: list, live_dir: str | None = None) -> tuple:
+    """(paths, problems): declared files and globs (a glob matching nothing is a problem
+    ``cert PATTERN: no file matches``), then ``cert.pem`` of every certbot lineage under
+    ``live_dir`` when it exists; each path once, in that order."""
+    paths, problems = [], []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                problems.append("cert %s: no file matches" % pattern)
+            paths.extend(matches)
+        else:
+            paths.append(pattern)
+    if live_dir and os.path.isdir(live_dir):
+        for name in sorted(os.listdir(live_dir)):
+            if os.path.isdir(os.path.join(live_dir, name)):
+                paths.append(os.path.join(live_dir, name, "cert.pem"))
+    unique = []
+    for path in paths:
+        if path not in unique:
+            unique.append(path)
+    return unique, problems
