@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -98,6 +99,7 @@ def run_playbook(request: RunRequest) -> RunResult:
         )
     finally:
         os.umask(old_umask)
+        _reap(str(secret_dir))
         shutil.rmtree(secret_dir, ignore_errors=True)
     artifacts = request.private_data_dir / "artifacts" / request.ident
     _scrub(request.private_data_dir, artifacts)
@@ -107,6 +109,32 @@ def run_playbook(request: RunRequest) -> RunResult:
         stats=runner.stats,
         artifacts=artifacts,
     )
+
+
+def _reap(marker: str) -> list[int]:
+    """Kill the processes a run left behind, found by ``marker`` (the run's private directory,
+    which the extra-vars path puts on every command line of its ansible-playbook).
+
+    A cancelled run's ansible-playbook is SIGKILLed with its process group by ansible-runner;
+    Mitogen's connection multiplexers, forked from it into sessions of their own, then hang
+    in their shutdown for good (measured: two per cancelled run at 2 cores, ~57 MB each). A
+    run that ended by itself leaves none, and then this finds nothing.
+    """
+    proc, me, killed = Path("/proc"), os.getuid(), []
+    if not proc.is_dir():
+        return killed
+    needle = marker.encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != me or needle not in (entry / "cmdline").read_bytes():
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours
+        killed.append(int(entry.name))
+    return killed
 
 
 def _cmdline(request: RunRequest, secret_dir: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import stat
+import subprocess
 import time
 
 from opsplay.errors import ExitCode
@@ -88,18 +89,33 @@ def test_unreachable_host(run_opsplay, lab_inventories):
     assert summary(proc)["hosts"]["opsplay-lab-ghost"]["unreachable"] == 1
 
 
+def _a_task_ran(state) -> bool:
+    for path in state.glob("runs/*/artifacts/*/job_events/*.json"):
+        try:
+            if json.loads(path.read_text()).get("event") == "runner_on_ok":
+                return True
+        except ValueError:
+            continue  # being written
+    return False
+
+
 def test_interrupt_cancels_the_run(run_opsplay, lab_inventories):
     state = run_opsplay.state
     # in the test's own process group, as before; the SIGINT below goes to opsplay's pid alone
     proc = run_opsplay.start("maintenance", "weekly", "--env", "lab", "--json", new_session=False)
+    # once a task has run on a host: the run is connected to its hosts when it is cancelled
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(state.glob("runs/*/artifacts/*/job_events/*")):
+    while time.monotonic() < deadline and not _a_task_ran(state):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == ExitCode.INTERRUPTED, err
     history = {r["what"]: r for r in json.loads(run_opsplay("history", "--json").out)}
     assert history["maintenance weekly"]["status"] == "canceled"
+    # nothing of the cancelled run is left running (Mitogen's multiplexers hung on before)
+    marker = f"opsplay-{history['maintenance weekly']['id']}-"
+    left = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True).stdout
+    assert left == "", left
     # weekly is a window: opsplay closed it after the cancel (test_maintenance_window.py)
     assert history["maintenance weekly: close window"]["status"] == "successful"
     # the lock went with the process: the next run is not blocked
