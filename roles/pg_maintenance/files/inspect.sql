@@ -1,14 +1,10 @@
--- opsplay pg_maintenance: everything about one database in one round trip (one JSON row):
--- what to vacuum, what to reindex, invalid leftovers of failed concurrent rebuilds, and the report.
--- Arguments (psycopg named args; hence no percent sign below): dead_ratio, min_dead, mod_ratio,
--- min_mods, full_mode, full_tables (text[] of schema.table), bloat_ratio, min_index_bytes, top.
+-- opsplay pg_maintenance: everything about one database in one round trip (one JSON row): the
+-- statistics of every table and index (plugins/module_utils/pg_maintenance.py decides what to
+-- vacuum, rebuild and drop from them) and the report's lists.
+-- Argument (psycopg named args; hence no percent sign below): top (rows per report list).
 -- The slow queries come from the DO block run just before, through the opsplay.slow_queries setting.
 WITH params AS (
-  SELECT %(dead_ratio)s::float8 AS dead_ratio, %(min_dead)s::bigint AS min_dead,
-         %(mod_ratio)s::float8 AS mod_ratio, %(min_mods)s::bigint AS min_mods,
-         %(full_mode)s::boolean AS full_mode, ARRAY(SELECT json_array_elements_text(%(full_tables)s::json)) AS full_tables,
-         %(bloat_ratio)s::float8 AS bloat_ratio, %(min_index_bytes)s::bigint AS min_index_bytes,
-         %(top)s::int AS top,
+  SELECT %(top)s::int AS top,
          current_setting('block_size')::numeric AS block_size
 ),
 tables AS (
@@ -24,15 +20,6 @@ tables AS (
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
   WHERE c.relkind IN ('r', 'm', 't')
-),
-vacuum AS (
-  SELECT t.name, t.plain_name = ANY(p.full_tables) AS vacuum_full, t.n_dead_tup, t.dead_ratio,
-         t.n_mod_since_analyze, t.mod_ratio,
-         CASE WHEN t.n_dead_tup >= p.min_dead AND t.dead_ratio >= p.dead_ratio THEN 'dead tuples'
-              WHEN t.n_mod_since_analyze >= p.min_mods AND t.mod_ratio >= p.mod_ratio
-                THEN 'modified since analyze'
-              WHEN p.full_mode THEN 'full mode' END AS reason
-  FROM tables t, params p
 ),
 indexes AS (
   SELECT i.indexrelid, i.indrelid, ic.relname AS index_name,
@@ -71,30 +58,24 @@ indexes AS (
     WHERE a.attrelid = i.indexrelid AND a.attnum > 0) w
   WHERE ic.relkind = 'i' AND tc.relkind IN ('r', 'm', 't')
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-),
-leftovers AS (
-  -- Invalid indexes named like the transient ones of REINDEX CONCURRENTLY, that no running
-  -- CREATE INDEX / REINDEX is building right now.
-  SELECT current_database() AS database, x.name, x.table_name AS table FROM indexes x
-  WHERE NOT x.indisvalid AND x.index_name ~ '_cc(new|old)[0-9]*$'
-    AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index pr
-                    WHERE pr.relid = x.indrelid
-                      AND pr.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
 )
 SELECT json_build_object(
   'database', current_database(),
   'size_bytes', pg_database_size(current_database()),
   'stats_reset', (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
-  'vacuum', (SELECT coalesce(json_agg(v ORDER BY v.n_dead_tup DESC, v.name), '[]')
-             FROM vacuum v WHERE v.reason IS NOT NULL),
-  'reindex', (SELECT coalesce(json_agg(json_build_object('name', x.name, 'table', x.table_name,
-                       'bytes', x.bytes, 'bloat_ratio', x.bloat_ratio) ORDER BY x.bytes DESC, x.name), '[]')
-              FROM indexes x, params p
-              WHERE x.indisvalid AND x.index_name !~ '_cc(new|old)[0-9]*$'
-                AND (p.full_mode OR (x.bloat_ratio >= p.bloat_ratio AND x.bytes >= p.min_index_bytes))),
-  'leftovers', (SELECT coalesce(json_agg(l ORDER BY l.name), '[]') FROM leftovers l),
-  'invalid_indexes', (SELECT coalesce(json_agg(x.name ORDER BY x.name), '[]') FROM indexes x
-                      WHERE NOT x.indisvalid AND x.name NOT IN (SELECT name FROM leftovers)),
+  'tables', (SELECT coalesce(json_agg(json_build_object('name', t.name, 'plain_name', t.plain_name,
+                      'n_live_tup', t.n_live_tup, 'n_dead_tup', t.n_dead_tup,
+                      'n_mod_since_analyze', t.n_mod_since_analyze, 'dead_ratio', t.dead_ratio,
+                      'mod_ratio', t.mod_ratio)), '[]') FROM tables t),
+  -- building: a running CREATE INDEX / REINDEX on its table (an invalid index may be its work).
+  'indexes', (SELECT coalesce(json_agg(json_build_object('name', x.name, 'relname', x.index_name,
+                       'table', x.table_name, 'bytes', x.bytes, 'bloat_ratio', x.bloat_ratio,
+                       'valid', x.indisvalid,
+                       'building', EXISTS (SELECT 1 FROM pg_stat_progress_create_index pr
+                                           WHERE pr.relid = x.indrelid
+                                             AND pr.datid = (SELECT oid FROM pg_database
+                                                             WHERE datname = current_database())))),
+                       '[]') FROM indexes x),
   'largest_tables', (SELECT coalesce(json_agg(t), '[]') FROM (
       SELECT t.name, t.total_bytes, t.table_bytes, t.n_live_tup, t.n_dead_tup, t.dead_ratio,
              t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze

@@ -1,5 +1,5 @@
 -- opsplay pg_maintenance: server-wide facts in one round trip, run in the maintenance database.
--- Arguments: %(wanted)s text[] (databases asked for; empty = every connectable non-template one).
+-- The catalog of databases comes back whole: plugins/module_utils/pg_maintenance.py chooses.
 -- Blocked and blocking sessions use pg_blocking_pids(), the runbooks' pg_locks self-join done by
 -- the server itself.
 WITH blocked AS (
@@ -12,16 +12,9 @@ WITH blocked AS (
 )
 SELECT json_build_object(
   'version', current_setting('server_version'),
-  'databases', (SELECT coalesce(json_agg(d.datname ORDER BY d.datname), '[]')
-                FROM pg_database d
-                WHERE CASE WHEN cardinality(ARRAY(SELECT json_array_elements_text(%(wanted)s::json))) = 0
-                           THEN NOT d.datistemplate AND d.datallowconn
-                           ELSE d.datname = ANY(ARRAY(SELECT json_array_elements_text(%(wanted)s::json))) END),
-  'existing', (SELECT coalesce(json_agg(d.datname ORDER BY d.datname), '[]') FROM pg_database d
-               WHERE NOT d.datistemplate AND d.datallowconn),
-  'missing', (SELECT coalesce(json_agg(w), '[]')
-              FROM unnest(ARRAY(SELECT json_array_elements_text(%(wanted)s::json))) w
-              WHERE NOT EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = w AND d.datallowconn)),
+  'catalog', (SELECT coalesce(json_agg(json_build_object('name', d.datname, 'template', d.datistemplate,
+                                         'allow_connections', d.datallowconn) ORDER BY d.datname), '[]')
+              FROM pg_database d),
   'blocked', (SELECT coalesce(json_agg(b ORDER BY b.seconds DESC), '[]') FROM blocked b),
   'blocking', (SELECT coalesce(json_agg(x ORDER BY x.pid), '[]') FROM (
                  SELECT a.pid, a.usename, a.datname, a.state,

@@ -1,0 +1,362 @@
+#!/usr/bin/python3
+"""Ansible module: VACUUM (ANALYZE) and REINDEX INDEX CONCURRENTLY where needed, with a report.
+
+The whole of roles/pg_maintenance's main entry point on one host, in one module call: check the
+options, ask the server for its databases and blocked sessions, inspect each database in one
+round trip, decide (plugins/module_utils/pg_maintenance.py), act unless in check mode, and
+return this host's report, its one-line summary and the failures.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils import pg_maintenance as plan
+from ansible_collections.opsplay.ops.plugins.module_utils.postgres import (
+    CONNECTION_SPEC,
+    PostgresError,
+    connect,
+    error_line,
+    missing_databases,
+)
+
+DOCUMENTATION = r"""
+module: pg_maintenance_tables
+short_description: Vacuum and reindex PostgreSQL only where needed, and report (opsplay)
+description:
+  - Checks the options, then reads the server's databases and blocked/blocking sessions in the
+    maintenance database, then inspects each database in one round trip (table and index
+    statistics, invalid indexes, largest tables, unused indexes, slow queries).
+  - Chooses the tables over the dead-tuple or modified-since-analyze thresholds (every table in
+    full mode), the valid btree indexes over the bloat thresholds (every valid index in full mode)
+    and the invalid *_ccnew / *_ccold leftovers of failed concurrent rebuilds.
+  - action=vacuum runs VACUUM (ANALYZE, SKIP_LOCKED) (FULL only for the listed tables);
+    action=reindex runs REINDEX INDEX CONCURRENTLY one index at a time, then drops the leftovers
+    (those found and those its failed rebuilds left), retrying; action=report acts on nothing.
+    Every statement runs under lock_timeout and statement_timeout.
+  - In check mode it inspects and reports what it would do.
+  - Bad options fail with one line and opsplay_bad_input. A server that does not answer or a
+    database that does not exist fails with one line before anything is done. A failed rebuild
+    or drop does not stop the others; it is returned in failures.
+options:
+  action:
+    {type: str, required: true, choices: [vacuum, reindex, report], description: What to do.}
+  mode:
+    type: str
+    default: targeted
+    choices: [targeted, full]
+    description: Act over the thresholds only, or on every table / valid index.
+  host: {type: str, required: true, description: The host's name in the report.}
+  connection:
+    type: dict
+    required: true
+    description: login_user, login_password, login_host, login_unix_socket, login_port.
+  maintenance_db: {type: str, default: postgres, description: Database of the server query.}
+  databases:
+    type: list
+    elements: str
+    default: []
+    description: Databases to maintain; empty, every connectable non-template one.
+  thresholds:
+    type: dict
+    required: true
+    description:
+      - vacuum_dead_ratio, vacuum_min_dead_tuples, analyze_mod_ratio, analyze_min_modifications,
+        reindex_bloat_ratio, reindex_min_bytes.
+  vacuum_full_tables:
+    type: list
+    elements: raw
+    default: []
+    description: Items {database, table (schema.table)} vacuumed FULL when selected.
+  lock_timeout: {type: str, default: 5s, description: lock_timeout of every statement that acts.}
+  statement_timeout: {type: str, default: 1h, description: statement_timeout of those.}
+  drop_retries: {type: int, default: 3, description: Retries of a drop of an invalid index.}
+  drop_delay: {type: int, default: 5, description: Seconds between them.}
+  report_top: {type: int, default: 10, description: Rows per report list.}
+  queries:
+    type: dict
+    required: true
+    description: The SQL texts server, slow_queries, inspect, leftovers (the role's files).
+author: opsplay
+"""
+
+EXAMPLES = r"""
+- name: Maintain PostgreSQL
+  opsplay.ops.pg_maintenance_tables:
+    action: vacuum
+    host: "{{ inventory_hostname }}"
+    connection: {login_user: postgres, login_unix_socket: /var/run/postgresql}
+    thresholds:
+      vacuum_dead_ratio: 0.1
+      vacuum_min_dead_tuples: 1000
+      analyze_mod_ratio: 0.1
+      analyze_min_modifications: 1000
+      reindex_bloat_ratio: 0.3
+      reindex_min_bytes: 1048576
+    queries:
+      server: "{{ lookup('ansible.builtin.file', 'server.sql') }}"
+      slow_queries: "{{ lookup('ansible.builtin.file', 'slow_queries.sql') }}"
+      inspect: "{{ lookup('ansible.builtin.file', 'inspect.sql') }}"
+      leftovers: "{{ lookup('ansible.builtin.file', 'leftovers.sql') }}"
+  register: pg_maintenance_result
+"""
+
+RETURN = r"""
+msg:
+  description: One line, what was (would be) done per database.
+  type: str
+  returned: success
+  sample: "vacuum (targeted): app: vacuumed public.orders | postgres: vacuumed nothing"
+report:
+  description: This host's part of the report (host, server, databases, their lists and actions).
+  type: dict
+  returned: success
+failures:
+  description: The failed rebuilds, drops and vacuums, one message each.
+  type: list
+  returned: success
+run:
+  description: The run's header, action, mode, check, time (UTC), thresholds.
+  type: dict
+  returned: success
+opsplay_bad_input: {description: True when the options were refused., type: bool, returned: failure}
+"""
+
+SETTINGS_SQL = (
+    "SELECT set_config('lock_timeout', %(lock_timeout)s, false),"
+    " set_config('statement_timeout', %(statement_timeout)s, false)"
+)
+# The tables of %(tables)s whose last analyze is older than this session's start: skipped by
+# SKIP_LOCKED because another session held a conflicting lock. Runs last in the vacuum session.
+NOT_VACUUMED_SQL = (
+    "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS name"
+    " FROM pg_stat_user_tables"
+    " WHERE quote_ident(schemaname) || '.' || quote_ident(relname) = ANY(%(tables)s)"
+    " AND coalesce(greatest(last_analyze, last_autoanalyze), '-infinity')"
+    " < (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())"
+)
+APPLICATION = "opsplay pg_maintenance"
+THRESHOLD_TYPES = {
+    "vacuum_dead_ratio": float,
+    "vacuum_min_dead_tuples": int,
+    "analyze_mod_ratio": float,
+    "analyze_min_modifications": int,
+    "reindex_bloat_ratio": float,
+    "reindex_min_bytes": int,
+}
+
+
+def thresholds_of(values: dict) -> dict:
+    """The thresholds as numbers (ValueError on a missing or non-numeric one)."""
+    out = {}
+    for name, kind in THRESHOLD_TYPES.items():
+        try:
+            out[name] = kind(values[name])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                "threshold %s %r is not a %s" % (name, values.get(name), kind.__name__)
+            ) from None
+    return out
+
+
+class Session:
+    """One autocommit connection to a database, with the role's timeouts when it acts."""
+
+    def __init__(self, p: dict, dbname: str, timeouts: bool = False):
+        self.database = dbname
+        self.conn = connect(p["connection"], dbname, APPLICATION)
+        if timeouts:
+            self.rows(SETTINGS_SQL, {k: p[k] for k in ("lock_timeout", "statement_timeout")})
+
+    def rows(self, sql: str, args: dict | None = None) -> list:
+        """The rows ``sql`` returns; PostgresError naming the database when it fails."""
+        import psycopg2
+
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else []
+        except psycopg2.Error as exc:
+            raise PostgresError("database %s: %s" % (self.database, error_line(exc))) from exc
+
+    def attempt(self, sql: str) -> str:
+        """Run ``sql``; '' when it succeeded, else the error's one line."""
+        try:
+            self.rows(sql)
+        except PostgresError as exc:
+            return error_line(exc.__cause__) if exc.__cause__ else str(exc)
+        return ""
+
+    def close(self):
+        self.conn.close()
+
+
+def server_facts(p: dict) -> dict:
+    """The server's version, databases to maintain, blocked and blocking sessions; PostgresError
+    when it does not answer or a database asked for does not exist."""
+    session = Session(p, p["maintenance_db"])
+    try:
+        facts = session.rows(p["queries"]["server"])[0][0]
+    finally:
+        session.close()
+    chosen = plan.choose_databases(facts.pop("catalog"), plan.database_list(p["databases"]))
+    if chosen["missing"]:
+        raise PostgresError(
+            missing_databases(p["connection"], chosen["missing"], chosen["existing"])
+        )
+    facts["databases"] = chosen["databases"]
+    return facts
+
+
+def inspect(p: dict, database: str, options: dict) -> dict:
+    """One database's report with the decisions (one round trip after the slow queries)."""
+    session = Session(p, database)
+    try:
+        session.rows(p["queries"]["slow_queries"], {"top": p["report_top"]})
+        facts = session.rows(p["queries"]["inspect"], {"top": p["report_top"]})[0][0]
+    finally:
+        session.close()
+    return plan.plan_database(facts, options)
+
+
+def vacuum(p: dict, db: dict, failures: list) -> dict:
+    """VACUUM the selected tables of one database in one session; what it did."""
+    if not db["vacuum"]:
+        return plan.vacuum_outcome([], [])
+    session = Session(p, db["database"], timeouts=True)
+    try:
+        for statement in plan.vacuum_statements(db["vacuum"]):
+            error = session.attempt(statement["sql"])
+            if error:
+                failures.append(plan.vacuum_failure(db["database"], error))
+        tables = [v["name"] for v in db["vacuum"]]
+        skipped = [row[0] for row in session.rows(NOT_VACUUMED_SQL, {"tables": tables})]
+    finally:
+        session.close()
+    return plan.vacuum_outcome(db["vacuum"], skipped)
+
+
+def reindex(p: dict, db: dict, failures: list) -> dict:
+    """Rebuild the selected indexes of one database one at a time, then drop the invalid
+    leftovers: those found before, and those the failed rebuilds left."""
+    done = {"reindexed": [], "reindex_failed": [], "dropped_invalid": []}
+    if not db["reindex"] and not db["leftovers"]:
+        return done
+    session = Session(p, db["database"], timeouts=True)
+    try:
+        for index in db["reindex"]:
+            error = session.attempt(plan.reindex_statement(index["name"])["sql"])
+            if error:
+                failures.append(plan.reindex_failure(index["name"], error))
+                done["reindex_failed"].append(index["name"])
+            else:
+                done["reindexed"].append(index["name"])
+        leftovers = [x["name"] for x in db["leftovers"]]
+        if done["reindex_failed"]:
+            found = session.rows(p["queries"]["leftovers"])
+            keys = ("name", "relname", "table", "valid", "building")
+            indexes = [dict(zip(keys, row)) for row in found]
+            leftovers += [x["name"] for x in plan.leftovers_of(indexes, db["database"])]
+        for name in sorted(set(leftovers), key=leftovers.index):
+            error = drop(session, name, p["drop_retries"], p["drop_delay"])
+            if error:
+                failures.append(plan.drop_failure(name, error))
+            else:
+                done["dropped_invalid"].append(name)
+    finally:
+        session.close()
+    return done
+
+
+def drop(session: Session, name: str, retries: int, delay: int) -> str:
+    """Drop one invalid index, retrying: the drop waits for the transactions that made its
+    rebuild fail. '' when dropped, else the last error."""
+    error = ""
+    for attempt in range(max(0, retries) + 1):
+        if attempt:
+            time.sleep(max(0, delay))
+        error = session.attempt(plan.drop_statement(name)["sql"])
+        if not error:
+            return ""
+    return error
+
+
+def run(module: AnsibleModule) -> dict:
+    """Inspect, decide, act (unless check mode); the module's result."""
+    p = module.params
+    check = module.check_mode
+    options = {
+        "mode": p["mode"],
+        "thresholds": thresholds_of(p["thresholds"]),
+        "vacuum_full_tables": p["vacuum_full_tables"],
+    }
+    server = server_facts(p)
+    failures: list = []
+    databases = []
+    for name in server["databases"]:
+        db = inspect(p, name, options)
+        db["actions"] = plan.no_actions()
+        if not check and p["action"] == "vacuum":
+            db["actions"].update(vacuum(p, db, failures))
+        elif not check and p["action"] == "reindex":
+            db["actions"].update(reindex(p, db, failures))
+        databases.append(db)
+    acted = any(
+        db["actions"][k] for db in databases for k in ("vacuumed", "reindexed", "dropped_invalid")
+    )
+    header = {
+        "action": p["action"],
+        "mode": p["mode"],
+        "check": check,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "thresholds": options["thresholds"],
+    }
+    return {
+        "changed": acted,
+        "msg": plan.summary(p["action"], p["mode"], check, databases),
+        "failures": failures,
+        "report": {"host": p["host"], "server": server, "databases": databases},
+        "run": header,
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "required": True, "choices": list(plan.ACTIONS)},
+            "mode": {"type": "str", "default": "targeted", "choices": list(plan.MODES)},
+            "host": {"type": "str", "required": True},
+            "connection": CONNECTION_SPEC,
+            "maintenance_db": {"type": "str", "default": "postgres"},
+            "databases": {"type": "list", "elements": "str", "default": []},
+            "thresholds": {"type": "dict", "required": True},
+            "vacuum_full_tables": {"type": "list", "elements": "raw", "default": []},
+            "lock_timeout": {"type": "str", "default": "5s"},
+            "statement_timeout": {"type": "str", "default": "1h"},
+            "drop_retries": {"type": "int", "default": 3},
+            "drop_delay": {"type": "int", "default": 5},
+            "report_top": {"type": "int", "default": 10},
+            "queries": {"type": "dict", "required": True},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    problems = plan.option_problems(
+        p["lock_timeout"], p["statement_timeout"], p["vacuum_full_tables"]
+    )
+    try:
+        thresholds_of(p["thresholds"])
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        module.fail_json(msg="; ".join(problems), opsplay_bad_input=True)
+    try:
+        result = run(module)
+    except PostgresError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
