@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import http.server
 import json
 import subprocess
+import threading
 
 import pytest
 from ansible_collections.opsplay.ops.plugins.module_utils import certificates
@@ -231,3 +233,42 @@ def test_critical_above_warning_is_a_problem_and_skips_certificates(monkeypatch)
     problems, _warnings, summary, found = hp.measure_and_decide(args)
     assert problems == ["health_cert_critical_days (40) is above health_cert_warning_days (7)"]
     assert summary == ["memory 10%"] and found["certificates"] == []
+
+
+def test_missing_commands_are_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither pg_isready nor systemctl there
+    assert hp.postgres_state("127.0.0.1", 5432) == {
+        "ready": False,
+        "message": "pg_isready not found",
+    }
+    assert hp.systemd_units(["a.service"]) == [
+        {"unit": "a.service", "error": "systemctl not found"}
+    ]
+    assert hp.systemd_units([]) == []
+
+
+def test_memory_percent_reads_proc_meminfo():
+    assert 0 <= hp.memory_percent() <= 100
+
+
+def test_http_status_of_a_real_server():
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        check = {"url": base + "/", "validate_certs": True}
+        assert hp.http_status(check, 5) == (200, None)
+        assert hp.http_status(dict(check, url=base + "/nope"), 5) == (404, None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    status, error = hp.http_status({"url": base + "/", "validate_certs": False}, 5)
+    assert status is None and "refused" in error.lower()
