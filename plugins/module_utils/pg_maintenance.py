@@ -178,7 +178,11 @@ def vacuum_statements(selection: list) -> list:
     statements = []
     if plain:
         statements.append(
-            {"sql": "VACUUM (ANALYZE, SKIP_LOCKED) " + ", ".join(plain), "lock": LOCKS["vacuum"]}
+            {
+                "sql": "VACUUM (ANALYZE, SKIP_LOCKED) " + ", ".join(plain),
+                "lock": LOCKS["vacuum"],
+                "tables": plain,
+            }
         )
     for v in selection:
         if v["vacuum_full"]:
@@ -186,6 +190,7 @@ def vacuum_statements(selection: list) -> list:
                 {
                     "sql": "VACUUM (FULL, ANALYZE, SKIP_LOCKED) " + v["name"],
                     "lock": LOCKS["vacuum_full"],
+                    "tables": [v["name"]],
                 }
             )
     return statements
@@ -212,9 +217,10 @@ def no_actions() -> dict:
     }
 
 
-def vacuum_outcome(selection: list, not_vacuumed: list) -> dict:
-    """What a vacuum session did: the tables done, and those skipped because locked."""
-    tables = [v["name"] for v in selection]
+def vacuum_outcome(selection: list, not_vacuumed: list, failed: list = ()) -> dict:
+    """What a vacuum session did: the tables done, and those skipped because locked (not
+    analyzed since the session began, and not in a statement that ``failed``)."""
+    tables = [v["name"] for v in selection if v["name"] not in failed]
     skipped = [name for name in not_vacuumed if name in tables]
     return {
         "vacuumed": [name for name in tables if name not in skipped],
@@ -230,8 +236,8 @@ def drop_failure(index_name: str, error: str) -> str:
     return "DROP INDEX CONCURRENTLY %s failed, the next run retries: %s" % (index_name, error)
 
 
-def vacuum_failure(database: str, error: str) -> str:
-    return "VACUUM in database %s failed: %s" % (database, error)
+def vacuum_failure(database: str, tables: list, error: str) -> str:
+    return "VACUUM of %s in database %s failed: %s" % (", ".join(tables), database, error)
 
 
 def _database_line(action: str, check: bool, db: dict) -> str:

@@ -225,16 +225,18 @@ def vacuum(p: dict, db: dict, failures: list) -> dict:
     if not db["vacuum"]:
         return plan.vacuum_outcome([], [])
     session = Session(p, db["database"], timeouts=True)
+    failed: list = []
     try:
         for statement in plan.vacuum_statements(db["vacuum"]):
             error = session.attempt(statement["sql"])
             if error:
-                failures.append(plan.vacuum_failure(db["database"], error))
+                failures.append(plan.vacuum_failure(db["database"], statement["tables"], error))
+                failed += statement["tables"]
         tables = [v["name"] for v in db["vacuum"]]
         skipped = [row[0] for row in session.rows(NOT_VACUUMED_SQL, {"tables": tables})]
     finally:
         session.close()
-    return plan.vacuum_outcome(db["vacuum"], skipped)
+    return plan.vacuum_outcome(db["vacuum"], skipped, failed)
 
 
 def reindex(p: dict, db: dict, failures: list) -> dict:

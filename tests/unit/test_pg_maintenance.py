@@ -169,9 +169,13 @@ def test_vacuum_full_only_for_listed_tables_of_that_database():
         "public.orders": False,
     }
     statements = plan.vacuum_statements(chosen)
-    assert statements == [
-        {"sql": "VACUUM (ANALYZE, SKIP_LOCKED) public.orders", "lock": "SHARE UPDATE EXCLUSIVE"},
-        {"sql": "VACUUM (FULL, ANALYZE, SKIP_LOCKED) public.audit", "lock": "ACCESS EXCLUSIVE"},
+    assert [(s["sql"], s["lock"], s["tables"]) for s in statements] == [
+        (
+            "VACUUM (ANALYZE, SKIP_LOCKED) public.orders",
+            "SHARE UPDATE EXCLUSIVE",
+            ["public.orders"],
+        ),
+        ("VACUUM (FULL, ANALYZE, SKIP_LOCKED) public.audit", "ACCESS EXCLUSIVE", ["public.audit"]),
     ]
 
 
@@ -185,11 +189,8 @@ def test_plain_tables_go_in_one_statement_with_quoted_names_kept():
         {"name": 'public."Odd %Name"', "vacuum_full": False},
         {"name": "public.b", "vacuum_full": False},
     ]
-    assert plan.vacuum_statements(chosen) == [
-        {
-            "sql": 'VACUUM (ANALYZE, SKIP_LOCKED) public."Odd %Name", public.b',
-            "lock": "SHARE UPDATE EXCLUSIVE",
-        }
+    assert [s["sql"] for s in plan.vacuum_statements(chosen)] == [
+        'VACUUM (ANALYZE, SKIP_LOCKED) public."Odd %Name", public.b'
     ]
     assert plan.vacuum_statements([]) == []
 
@@ -393,3 +394,152 @@ def test_a_server_that_does_not_answer_fails_in_one_line_and_is_not_bad_input():
     else:
         assert result["msg"].startswith("PostgreSQL ops@127.0.0.1:1 is not reachable: ")
     assert "\n" not in result["msg"]
+
+
+# --- the order of work on one database (a scripted stand-in for the server's answers) ---------
+
+
+class Script:
+    """Stands in for tables.Session: records each statement, fails those in ``fails`` (a
+    statement -> how many times it fails), answers the leftovers and not-vacuumed queries."""
+
+    def __init__(self, fails=None, leftovers=(), not_vacuumed=()):
+        self.fails = dict(fails or {})
+        self.leftovers = list(leftovers)
+        self.not_vacuumed = list(not_vacuumed)
+        self.log = []
+
+    def __call__(self, p, dbname, timeouts=False):
+        self.log.append(("connect", dbname, timeouts))
+        return self
+
+    def rows(self, sql, args=None):
+        self.log.append(sql)
+        if sql == "LEFTOVERS":
+            return self.leftovers
+        if sql == tables.NOT_VACUUMED_SQL:
+            return [(name,) for name in self.not_vacuumed]
+        return []
+
+    def attempt(self, sql):
+        self.log.append(sql)
+        if self.fails.get(sql):
+            self.fails[sql] -= 1
+            return "canceling statement due to lock timeout"
+        return ""
+
+    def close(self):
+        self.log.append("close")
+
+
+PARAMS = {"queries": {"leftovers": "LEFTOVERS"}, "drop_retries": 2, "drop_delay": 0}
+
+
+def test_a_failed_rebuild_does_not_stop_the_others_and_its_leftover_is_dropped(monkeypatch):
+    script = Script(
+        fails={"REINDEX INDEX CONCURRENTLY public.a": 1},
+        leftovers=[("public.a_ccnew", "a_ccnew", "public.t", False, False)],
+    )
+    monkeypatch.setattr(tables, "Session", script)
+    db = {
+        "database": "app",
+        "reindex": [{"name": "public.a"}, {"name": "public.b"}],
+        "leftovers": [{"name": "public.old_ccold"}],
+    }
+    failures = []
+    done = tables.reindex(PARAMS, db, failures)
+    assert done == {
+        "reindexed": ["public.b"],
+        "reindex_failed": ["public.a"],
+        "dropped_invalid": ["public.old_ccold", "public.a_ccnew"],
+    }
+    assert failures == [
+        "REINDEX INDEX CONCURRENTLY public.a failed: canceling statement due to lock timeout"
+    ]
+    assert script.log == [
+        ("connect", "app", True),
+        "REINDEX INDEX CONCURRENTLY public.a",
+        "REINDEX INDEX CONCURRENTLY public.b",
+        "LEFTOVERS",
+        "DROP INDEX CONCURRENTLY IF EXISTS public.old_ccold",
+        "DROP INDEX CONCURRENTLY IF EXISTS public.a_ccnew",
+        "close",
+    ]
+
+
+def test_a_drop_is_retried_then_reported_for_the_next_run(monkeypatch):
+    drop = "DROP INDEX CONCURRENTLY IF EXISTS public.x_ccnew"
+    script = Script(fails={drop: 5})
+    monkeypatch.setattr(tables, "Session", script)
+    db = {"database": "app", "reindex": [], "leftovers": [{"name": "public.x_ccnew"}]}
+    failures = []
+    assert tables.reindex(PARAMS, db, failures)["dropped_invalid"] == []
+    assert script.log.count(drop) == 3  # drop_retries 2: three attempts
+    assert failures == [
+        "DROP INDEX CONCURRENTLY public.x_ccnew failed, the next run retries:"
+        " canceling statement due to lock timeout"
+    ]
+    script = Script(fails={drop: 1})
+    monkeypatch.setattr(tables, "Session", script)
+    assert tables.reindex(PARAMS, db, [])["dropped_invalid"] == ["public.x_ccnew"]
+
+
+def test_nothing_to_rebuild_or_drop_opens_no_session(monkeypatch):
+    script = Script()
+    monkeypatch.setattr(tables, "Session", script)
+    empty = {"database": "app", "reindex": [], "leftovers": [], "vacuum": []}
+    assert tables.reindex(PARAMS, empty, []) == {
+        "reindexed": [],
+        "reindex_failed": [],
+        "dropped_invalid": [],
+    }
+    assert tables.vacuum(PARAMS, empty, []) == {"vacuumed": [], "vacuum_skipped_locked": []}
+    assert script.log == []
+
+
+def test_vacuum_runs_one_session_and_reports_the_tables_skip_locked_skipped(monkeypatch):
+    script = Script(not_vacuumed=["public.b"])
+    monkeypatch.setattr(tables, "Session", script)
+    db = {
+        "database": "app",
+        "vacuum": [
+            {"name": "public.a", "vacuum_full": False},
+            {"name": "public.b", "vacuum_full": False},
+            {"name": "public.audit", "vacuum_full": True},
+        ],
+    }
+    failures = []
+    assert tables.vacuum(PARAMS, db, failures) == {
+        "vacuumed": ["public.a", "public.audit"],
+        "vacuum_skipped_locked": ["public.b"],
+    }
+    assert script.log == [
+        ("connect", "app", True),
+        "VACUUM (ANALYZE, SKIP_LOCKED) public.a, public.b",
+        "VACUUM (FULL, ANALYZE, SKIP_LOCKED) public.audit",
+        tables.NOT_VACUUMED_SQL,
+        "close",
+    ]
+    assert failures == []
+
+
+def test_a_failed_vacuum_is_a_failure_naming_its_tables_not_a_skip(monkeypatch):
+    full = "VACUUM (FULL, ANALYZE, SKIP_LOCKED) public.audit"
+    # the failed table was not analyzed either: the not-vacuumed query lists it too
+    script = Script(fails={full: 1}, not_vacuumed=["public.audit"])
+    monkeypatch.setattr(tables, "Session", script)
+    db = {
+        "database": "app",
+        "vacuum": [
+            {"name": "public.a", "vacuum_full": False},
+            {"name": "public.audit", "vacuum_full": True},
+        ],
+    }
+    failures = []
+    assert tables.vacuum(PARAMS, db, failures) == {
+        "vacuumed": ["public.a"],
+        "vacuum_skipped_locked": [],
+    }
+    assert failures == [
+        "VACUUM of public.audit in database app failed: canceling statement due to lock timeout"
+    ]
