@@ -76,6 +76,13 @@ options:
     description: With O(action=recover), seconds to wait for the dpkg lock before failing.
     type: int
     default: 300
+  restart_exclude:
+    description:
+      - With O(action=plan), services never listed in RV(restart) even when they run replaced
+        libraries (restarting them would end sessions, e.g. C(systemd-logind.service)).
+    type: list
+    elements: str
+    default: []
 requirements:
   - python3-apt (apt_pkg) on the host, for O(action=plan)
 extends_documentation_fragment:
@@ -103,6 +110,7 @@ EXAMPLES = r"""
     mode: "{{ security_updates_mode }}"
     security_origins: "{{ security_updates_security_origins }}"
     hold: "{{ security_updates_hold }}"
+    restart_exclude: "{{ security_updates_restart_exclude }}"
   register: security_updates_before
 
 - name: Plan the security upgrades of Debian and Ubuntu, never touching PostgreSQL
@@ -119,6 +127,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+install:
+  description: apt's C(NAME=VERSION) for every upgrade in RV(upgrades), the exact version chosen.
+  returned: when O(action=plan)
+  type: list
+  elements: str
+  sample: ["openssl=3.0.15-1~deb12u1"]
+restart:
+  description: RV(outdated_services) less O(restart_exclude), the services a restart would renew.
+  returned: when O(action=plan)
+  type: list
+  elements: str
+  sample: ["nginx.service"]
 waited:
   description: Seconds waited for the dpkg lock (O(action=recover)), one decimal.
   returned: when O(action=recover)
@@ -436,9 +456,12 @@ def plan(module: AnsibleModule) -> dict:
             upgrades.append({"name": entry["name"], "from": entry["from"], "to": version.ver_str})
     reboot, reboot_pkgs = reboot_state()
     units, processes = outdated_services()
+    exclude = set(module.params["restart_exclude"])
     return {
         "changed": False,
         "upgrades": upgrades,
+        "install": ["%s=%s" % (u["name"], u["to"]) for u in upgrades],
+        "restart": [unit for unit in units if unit not in exclude],
         "pending_security": security,
         "pending_other": other,
         "held": sorted(held),
@@ -459,6 +482,7 @@ def main() -> None:
             "security_origins": {"type": "list", "elements": "dict", "default": []},
             "hold": {"type": "list", "elements": "str", "default": []},
             "lock_timeout": {"type": "int", "default": 300},
+            "restart_exclude": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
