@@ -51,7 +51,15 @@ options:
   connection:
     type: dict
     required: true
-    description: login_user, login_password, login_host, login_unix_socket, login_port.
+    description: How to log in (plugins/module_utils/postgres.py).
+    suboptions:
+      login_user: {type: str, default: postgres, description: Database role to log in as.}
+      login_password:
+        {type: str, default: "", description: Its password (TCP only); never logged.}
+      login_host: {type: str, default: "", description: Host to connect to; empty, the socket.}
+      login_unix_socket:
+        {type: str, default: /var/run/postgresql, description: Directory of the unix socket.}
+      login_port: {type: int, default: 5432, description: PostgreSQL port.}
   maintenance_db: {type: str, default: postgres, description: Database of the server query.}
   databases:
     type: list
