@@ -307,7 +307,6 @@ def main():
         problems=problems,
         planned=planned,
         done=done,
-        ansible_facts={"cert_renewal_report": after},
     )
 
 
