@@ -38,6 +38,12 @@ description:
     certificate days left, roles/security_updates' record, reboot-required and an open
     maintenance window. Used by roles/status.
 options:
+  host:
+    description: >-
+      The host's inventory name: the read-out goes to the run's stats under status.HOST
+      (ansible_stats, as ansible.builtin.set_stats would put it); "" leaves the stats alone.
+    type: str
+    default: ""
   backup_dir:
     description: Backup directory of roles/pg_backup ("" reads no backups).
     type: str
@@ -61,6 +67,7 @@ author: opsplay
 EXAMPLES = r"""
 - name: Read what the roles recorded on the host
   opsplay.ops.status_probe:
+    host: "{{ inventory_hostname }}"
     backup_dir: /var/backups/postgresql
     certificates: [/etc/letsencrypt/live/*/cert.pem]
     security_record: /var/lib/opsplay/status/security-updates.json
@@ -96,6 +103,12 @@ status:
     maintenance:
       description: The open window (time, since_epoch, run_id, reason, scheduled) or null.
       type: dict
+ansible_stats:
+  description: >-
+    With O(host), the read-out for the run's stats (data status.HOST, aggregated over hosts),
+    which C(opsplay status) reads; no set_stats task needed.
+  returned: when O(host) is set
+  type: dict
 """
 
 
@@ -205,9 +218,15 @@ def status(params, at):
     }
 
 
+def stats(host, found):
+    """What ansible.builtin.set_stats would hand the run: status.HOST, aggregated over hosts."""
+    return {"data": {"status": {host: found}}, "per_host": False, "aggregate": True}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
+            "host": {"type": "str", "default": ""},
             "backup_dir": {"type": "str", "default": ""},
             "certificates": {"type": "list", "elements": "str", "default": []},
             "security_record": {"type": "str", "default": ""},
@@ -215,7 +234,11 @@ def main():
         },
         supports_check_mode=True,
     )
-    module.exit_json(changed=False, status=status(module.params, now()))
+    found = status(module.params, now())
+    result = {"changed": False, "status": found}
+    if module.params["host"]:
+        result["ansible_stats"] = stats(module.params["host"], found)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -175,3 +175,12 @@ def test_status_is_one_document(tmp_path):
     }
     assert doc["backups"]["shop"]["newest_verified_age_seconds"] == 3600
     json.dumps(doc)  # what set_stats hands to the CLI
+
+
+def test_stats_are_what_set_stats_handed_the_cli():
+    found = {"backups": {}, "reboot": {"required": False, "packages": []}}
+    assert status_probe.stats("db1", found) == {
+        "data": {"status": {"db1": found}},
+        "per_host": False,
+        "aggregate": True,
+    }
