@@ -87,6 +87,17 @@ options:
     type: float
     default: 10
     description: After acting, seconds to read again while an endpoint serves an old certificate.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads and plans; installs, runs and writes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author: opsplay
 """
 
 EXAMPLES = r"""
