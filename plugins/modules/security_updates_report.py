@@ -99,6 +99,12 @@ report:
       C(rebooted), C(outdated_services) and C(restarted_services).
   returned: always
   type: dict
+host_changed:
+  description:
+    - Whether the run changed the host - packages upgraded, services restarted or a reboot
+      (never in check mode). The rollout's health check after a batch runs where it is true.
+  returned: always
+  type: bool
 record:
   description:
     - What was written to O(record_path), as C(pending_security), C(pending_other_count),
@@ -203,6 +209,13 @@ def build(params, check):
     return report, record
 
 
+def host_changed(report):
+    """Whether the run changed the host: packages upgraded, services restarted, a reboot."""
+    if report["check"]:
+        return False
+    return bool(report["upgraded"] or report["restarted_services"] or report["rebooted"])
+
+
 def write_record(path, text, check):
     """True when ``path`` did not hold ``text`` (written unless ``check``): tmp, fsync, rename."""
     try:
@@ -252,6 +265,7 @@ def main():
         )
     module.exit_json(
         changed=changed,
+        host_changed=host_changed(report),
         msg=report["summary"],
         report=report,
         record=record,

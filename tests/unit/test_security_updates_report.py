@@ -108,3 +108,17 @@ def test_the_record_is_written_once_in_the_roles_former_format(tmp_path):
     assert path.read_text() == text and oct(path.stat().st_mode & 0o777) == "0o644"
     assert report.write_record(str(path), text, check=False) is False  # unchanged: no change
     assert [p.name for p in path.parent.iterdir()] == ["security-updates.json"]
+
+
+def test_the_host_changed_only_when_something_was_done_to_it():
+    after = plan(upgrades=[], installed={"openssl": "3.0.15", "bash": "5.2"})
+    upgraded, _ = report.build(params(after=after), check=False)
+    assert report.host_changed(upgraded) is True
+    nothing, _ = report.build(params(before=plan(upgrades=[])), check=False)
+    assert report.host_changed(nothing) is False
+    would, _ = report.build(params(), check=True)  # --check: would upgrade, changed nothing
+    assert would["upgraded"] and report.host_changed(would) is False
+    rebooted, _ = report.build(
+        params(before=plan(upgrades=[]), rebooted={"changed": True}), check=False
+    )
+    assert report.host_changed(rebooted) is True
