@@ -1,4 +1,5 @@
-"""Disk usage of a mount, one rule for every opsplay module (health, status, preflight).
+"""Disk usage of a mount, one rule for every opsplay module (health, status, preflight,
+log_cleanup, log_rotation).
 
 The rule, the one df uses for its Use% column:
 
@@ -16,6 +17,8 @@ Standard library only: this file is shipped to the host with the module that imp
 from __future__ import annotations
 
 import os
+
+from ansible.module_utils.common.text.formatters import bytes_to_human
 
 MIB = 1024 * 1024
 
@@ -59,3 +62,50 @@ def usage_or_error(path: str) -> dict:
         return usage(path)
     except OSError as exc:
         return {"path": path, "error": exc.strerror or str(exc)}
+
+
+def filesystems(paths: list) -> list:
+    """Usage of each distinct filesystem holding one of ``paths`` (missing paths skipped), in
+    the order first met: ``[{"mount", "used", "free", "percent"}]``."""
+    result, seen = [], set()
+    for path in paths:
+        try:
+            device = os.stat(path).st_dev
+            measured = usage(path)
+        except OSError:
+            continue
+        if device in seen:
+            continue
+        seen.add(device)
+        mount = os.path.realpath(path)
+        while not os.path.ismount(mount):
+            mount = os.path.dirname(mount)
+        result.append(
+            {
+                "mount": mount,
+                "used": measured["used_bytes"],
+                "free": measured["free_bytes"],
+                "percent": measured["percent_used"],
+            }
+        )
+    return result
+
+
+def before_after(before: list, after: list) -> list:
+    """'MOUNT: used H (P%) before, H (P%) after, H free' for each filesystem of ``before``
+    (a filesystem no longer measured after keeps its numbers)."""
+    lines = []
+    for old in before:
+        new = next((disk for disk in after if disk["mount"] == old["mount"]), old)
+        lines.append(
+            "%s: used %s (%d%%) before, %s (%d%%) after, %s free"
+            % (
+                old["mount"],
+                bytes_to_human(old["used"]),
+                old["percent"],
+                bytes_to_human(new["used"]),
+                new["percent"],
+                bytes_to_human(new["free"]),
+            )
+        )
+    return lines

@@ -23,45 +23,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import bytes_to_human
 from ansible_collections.opsplay.ops.plugins.module_utils import disk_usage
 
-DOCUMENTATION = r"""
-module: log_cleanup_probe
-short_description: Plan and report the log_cleanup role's deletions (read-only)
-description:
-  - "C(plan): check the declared entries, refuse symlinked directories, list the old matching
-    regular files in batches and measure the filesystems. C(report): measure again and word
-    the summary. Nothing is changed; the role deletes with rm."
-author: opsplay
-options:
-  phase: {type: str, default: plan, choices: [plan, report], description: What to do.}
-  entries: {type: list, elements: dict, default: [], description: The role's log_cleanup_patterns.}
-  age_days: {type: int, default: 30, description: Age of entries without their own age_days.}
-  disk_paths: {type: list, elements: str, default: [], description: Filesystems reported.}
-  batch_size: {type: int, default: 500, description: Paths per batch.}
-  plan: {type: dict, description: "C(report): the plan phase's count, bytes and disk."}
-attributes:
-  check_mode: {support: full, description: Read-only; plans in check mode too.}
-"""
-
-EXAMPLES = r"""
-- name: Plan the clean-up
-  opsplay.ops.log_cleanup_probe:
-    entries: [{path: /var/log/app, patterns: ["*.log.*"], age_days: 14, recurse: true}]
-  register: log_cleanup_plan
-- name: Report the clean-up
-  opsplay.ops.log_cleanup_probe:
-    phase: report
-    plan: "{{ log_cleanup_plan }}"
-"""
-
-RETURN = r"""
-msg: {type: str, returned: always, description: "What is (would be) removed, or the summary."}
-candidates: {type: list, returned: plan, description: "C({path, size}) of every file to remove."}
-batches: {type: list, returned: plan, description: Lists of at most batch_size paths.}
-count: {type: int, returned: plan, description: Number of files to remove.}
-bytes: {type: int, returned: plan, description: Their total size.}
-disk: {type: list, returned: always, description: "C({mount, used, free, percent}) per filesystem."}
-"""
-
 BAD_PATH = "path '%s' must be an absolute directory other than / without . or .. components"
 
 
@@ -162,32 +123,6 @@ def batches(paths, size):
     return [paths[start : start + size] for start in range(0, len(paths), size)]
 
 
-def filesystems(paths):
-    """Usage of each distinct filesystem holding one of ``paths`` (missing ones skipped)."""
-    result, seen = [], set()
-    for path in paths:
-        try:
-            device = os.stat(path).st_dev
-            usage = disk_usage.usage(path)
-        except OSError:
-            continue
-        if device in seen:
-            continue
-        seen.add(device)
-        mount = os.path.realpath(path)
-        while not os.path.ismount(mount):
-            mount = os.path.dirname(mount)
-        result.append(
-            {
-                "mount": mount,
-                "used": usage["used_bytes"],
-                "free": usage["free_bytes"],
-                "percent": usage["percent_used"],
-            }
-        )
-    return result
-
-
 def plan_message(count, size, paths, check_mode):
     verb = "would remove" if check_mode else "removing"
     return "%s %d file(s), %s (%d bytes): %s" % (
@@ -202,14 +137,7 @@ def plan_message(count, size, paths, check_mode):
 def summary(count, size, before, after, check_mode, paths=()):
     """'removed N file(s), freed H (B bytes); MOUNT: used H (P%) before, H (P%) after, H free';
     then the files."""
-    lines = []
-    for old in before:
-        new = next((disk for disk in after if disk["mount"] == old["mount"]), old)
-        used = (bytes_to_human(old["used"]), old["percent"], bytes_to_human(new["used"]))
-        lines.append(
-            "%s: used %s (%d%%) before, %s (%d%%) after, %s free"
-            % ((old["mount"], *used, new["percent"], bytes_to_human(new["free"])))
-        )
+    lines = disk_usage.before_after(before, after)
     removed, freed = ("would remove", "would free") if check_mode else ("removed", "freed")
     text = "%s %d file(s), %s %s (%d bytes)" % (removed, count, freed, bytes_to_human(size), size)
     return "; ".join([text, *lines, *(["files: " + " ".join(paths)] if paths else [])])
@@ -241,7 +169,7 @@ def plan(params, check_mode):
         "batches": batches(paths, params["batch_size"]),
         "count": len(found),
         "bytes": size,
-        "disk": filesystems(disks),
+        "disk": disk_usage.filesystems(disks),
         "disk_paths": disks,
     }, None
 
@@ -262,7 +190,7 @@ def main():
     params = module.params
     if params["phase"] == "report":
         done = params["plan"]
-        after = filesystems(done.get("disk_paths") or [])
+        after = disk_usage.filesystems(done.get("disk_paths") or [])
         paths = [item["path"] for item in done.get("candidates") or []]
         msg = summary(done["count"], done["bytes"], done["disk"], after, module.check_mode, paths)
         module.exit_json(changed=False, msg=msg, disk=after)
