@@ -22,66 +22,6 @@ import urllib.request
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils import certificates, disk_usage
 
-DOCUMENTATION = r"""
-module: health_probe
-short_description: Measure a host's health and decide it (opsplay health role)
-description:
-  - Read-only checks of disk, memory, PostgreSQL, systemd units, HTTP endpoints, certificates
-    and maintenance mode; fails once listing every problem, or returns a one-line summary.
-  - Used by roles/health; its README says what each check means.
-author: opsplay
-options:
-  host: {type: str, required: true, description: Inventory name the report is recorded under.}
-  disk_paths: {type: list, elements: str, default: ["/"], description: Paths measured.}
-  disk_max_percent: {type: int, default: 90, description: Highest acceptable disk usage.}
-  memory_max_percent: {type: int, default: 90, description: Highest acceptable memory usage.}
-  postgres: {type: dict, description: "C({host, port}) checked with pg_isready."}
-  postgres_login: {type: dict, description: "The login check's C({where, available, error})."}
-  services: {type: list, elements: str, default: [], description: Units that must be active.}
-  certificates: {type: list, elements: str, default: [], description: PEM files or globs.}
-  certbot_live_dir: {type: str, description: cert.pem of every lineage under it is checked.}
-  cert_warning_days: {type: int, default: 30, description: Fewer days left is a warning.}
-  cert_critical_days: {type: int, default: 7, description: Fewer days left is a problem.}
-  http_checks:
-    type: list
-    elements: dict
-    default: []
-    description: URLs fetched from the host.
-    suboptions:
-      url: {type: str, required: true, description: The URL.}
-      status: {type: int, default: 200, description: Expected final status.}
-      validate_certs: {type: bool, default: true, description: Verify TLS certificates.}
-  http_timeout: {type: int, default: 10, description: Seconds per HTTP check.}
-  maintenance_flag: {type: str, description: The maintenance_mode role's flag file.}
-attributes:
-  check_mode: {support: full, description: Changes nothing; measures in check mode too.}
-"""
-
-EXAMPLES = r"""
-- name: Report health
-  opsplay.ops.health_probe:
-    host: "{{ inventory_hostname }}"
-    disk_paths: [/, /var/lib/postgresql]
-    services: [nginx.service]
-    http_checks: [{url: "http://127.0.0.1/"}]
-    certificates: [/etc/nginx/ssl/*.pem]
-  register: health_report
-"""
-
-RETURN = r"""
-msg: {type: str, returned: always, description: "'healthy: SUMMARY', or the problems."}
-healthy: {type: bool, returned: always, description: No problem found.}
-problems: {type: list, returned: always, description: Crossed thresholds, failed checks.}
-warnings_found: {type: list, returned: always, description: Certificate warnings, maintenance.}
-summary: {type: list, returned: always, description: What was found fine; WARNING lines last.}
-disk: {type: list, returned: always, description: "disk_usage.usage() per path, or its error."}
-memory_percent: {type: int, returned: always, description: Memory used (percent, rounded up).}
-postgres: {type: dict, returned: always, description: "pg_isready's ready and message, or null."}
-services: {type: list, returned: always, description: "unit, load, active, sub (or error)."}
-certificates: {type: list, returned: always, description: "read_certificate() + days_left."}
-maintenance: {type: str, returned: always, description: The maintenance window, or null.}
-"""
-
 
 def memory_percent():
     info = {}

@@ -2,7 +2,8 @@
 """Ansible module opsplay.ops.maintenance_mode_nginx:
 the maintenance snippet and its includes, only with a passing nginx -t.
 
-What it decides and does, its options and its results: DOCUMENTATION and RETURN below.
+What it decides and does, its options and its results: maintenance_mode_nginx.yml beside it
+(sidecar documentation, read by ansible-doc; never shipped to the host).
 """
 
 from __future__ import annotations
@@ -13,110 +14,6 @@ import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-
-DOCUMENTATION = r"""
-module: maintenance_mode_nginx
-short_description: Install the maintenance snippet and its includes, only with a passing nginx -t
-description:
-  - Used by the C(maintenance_mode) role (C(install)) on the web host, as root (it writes under
-    C(/etc/nginx) and keeps each file's owner). The nginx files the role manages - the snippet
-    at O(snippet_path) and each site of O(sites) with an C(include) of it - change together or
-    not at all.
-  - First the new content of every file is computed. A site that does not exist, or has no
-    C(server {) line to put the include in, fails the module before anything is written. A
-    site that already includes the snippet (any spacing) is left as it is; otherwise the
-    include goes on the line after its first C(server {). Sites given as symlinks (C(sites-enabled)
-    to C(sites-available)) are followed and the file itself is changed.
-  - Nothing to change means done, unchanged, whatever O(test_command) would say.
-  - Otherwise every changed file is written atomically (a temporary file in its directory,
-    then a rename) with its previous owner and mode (a new file is root's, mode 0644), then
-    O(test_command) runs.
-  - When the test fails (or a write fails), every file gets its exact previous bytes, owner and
-    mode back, a file that did not exist is removed again, and the module fails naming nginx's
-    own error line (its C([emerg]), C([alert]) or C([crit]) lines, else its last line). If a
-    file cannot be put back, the message says which (C(could NOT restore ...)).
-  - Never reloads nginx; that is the caller's next task, when this one changed. Never installs a
-    configuration that fails O(test_command).
-  - In check mode it says what would change (RV(changed), RV(files)) and writes nothing.
-options:
-  snippet_path:
-    description:
-      - The maintenance snippet's file (the role's C(maintenance_mode_nginx_snippet_path)),
-        included by every site; a symlink is followed.
-    type: path
-    required: true
-  snippet_content:
-    description: The snippet's whole content (the role renders it from its template).
-    type: str
-    required: true
-  sites:
-    description:
-      - nginx site files whose first C(server) block gets C(include SNIPPET_PATH;). Each must
-        exist and have a C(server {) line. Empty manages the snippet only.
-    type: list
-    elements: path
-    default: []
-  test_command:
-    description:
-      - The configuration test run after writing, as an argument list (no shell); a non-zero
-        exit puts every file back. Its output (stdout and stderr) names the error.
-    type: list
-    elements: str
-    default: [nginx, -t]
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author: opsplay
-"""
-
-EXAMPLES = r"""
-- name: Install the nginx snippet and its includes, only with a passing nginx -t
-  opsplay.ops.maintenance_mode_nginx:
-    snippet_path: "{{ maintenance_mode_nginx_snippet_path }}"
-    snippet_content: "{{ lookup('ansible.builtin.template', 'opsplay-maintenance.conf.j2') }}"
-    sites: "{{ maintenance_mode_nginx_sites }}"
-  register: maintenance_mode_nginx
-
-- name: Install a snippet into one site, tested with a specific nginx binary
-  opsplay.ops.maintenance_mode_nginx:
-    snippet_path: /etc/nginx/snippets/opsplay-maintenance.conf
-    snippet_content: |
-      if (-f /var/lib/opsplay/maintenance.flag) { return 503; }
-    sites:
-      - /etc/nginx/sites-enabled/default
-    test_command: [/usr/sbin/nginx, -t, -q]
-"""
-
-RETURN = r"""
-files:
-  description:
-    - The files written (or, in check mode, that would be written), resolved paths, sorted.
-      Empty when nothing had to change. On a failed O(test_command) these are the files that
-      were written and then put back.
-  returned: success, and failure after files were written
-  type: list
-  elements: str
-  sample:
-    - /etc/nginx/sites-available/default
-    - /etc/nginx/snippets/opsplay-maintenance.conf
-msg:
-  description:
-    - Why nothing was installed. A missing site or a site without C(server {); or
-      C(nginx -t failed) with nginx's error and the files left as they were; or the files that
-      could NOT be restored.
-  returned: failure
-  type: str
-  sample: >-
-    nginx -t failed: unknown directive "retrun" in
-    /etc/nginx/snippets/opsplay-maintenance.conf:1 (/etc/nginx/sites-available/default,
-    /etc/nginx/snippets/opsplay-maintenance.conf left as they were)
-"""
 
 SERVER = re.compile(r"^\s*server\s*\{")
 

@@ -20,65 +20,6 @@ from ansible_collections.opsplay.ops.plugins.module_utils.postgres import (
     error_line,
 )
 
-DOCUMENTATION = r"""
-module: pg_maintenance_sessions
-short_description: Cancel, then terminate, runaway PostgreSQL queries and idle transactions
-description:
-  - Only ordinary client backends are looked at; never replication, autovacuum or other
-    background processes, never its own session, never superusers' sessions unless superusers
-    is true, and only in the listed databases when databases is not empty.
-  - Queries active longer than older_than are cancelled; after grace, those still running the
-    same query are terminated, with the sessions idle in transaction longer than idle_older_than.
-  - Check mode lists what it would end. Bad durations fail with one line and opsplay_bad_input;
-    a session still there after pg_terminate_backend fails the module, naming its pid.
-options:
-  connection:
-    type: dict
-    required: true
-    description: How to log in (plugins/module_utils/postgres.py).
-    suboptions:
-      login_user: {type: str, default: postgres, description: Database role to log in as.}
-      login_password:
-        {type: str, default: "", description: Its password (TCP only); never logged.}
-      login_host: {type: str, default: "", description: Host to connect to; empty, the socket.}
-      login_unix_socket:
-        {type: str, default: /var/run/postgresql, description: Directory of the unix socket.}
-      login_port: {type: int, default: 5432, description: PostgreSQL port.}
-  maintenance_db: {type: str, default: postgres, description: Database to connect to.}
-  older_than: {type: str, default: 10m, description: "Active longer than this (90, 30s, 1h, 1d)."}
-  idle_older_than: {type: str, default: 30m, description: Idle in transaction longer than this.}
-  grace: {type: str, default: 10s, description: Wait between cancel and terminate.}
-  superusers: {type: bool, default: false, description: Also end superusers' sessions.}
-  databases: {type: list, elements: str, default: [], description: "Only these; empty: all."}
-author: opsplay
-"""
-
-EXAMPLES = r"""
-- name: Cancel, then terminate, runaway queries
-  opsplay.ops.pg_maintenance_sessions:
-    connection: {login_user: postgres, login_unix_socket: /var/run/postgresql}
-    older_than: 10m
-    idle_older_than: 30m
-    grace: 10s
-"""
-
-RETURN = r"""
-msg: {description: What was (would be) ended, one line., type: str, returned: always,
-      sample: "cancelled pid 4242; terminated pid 4242, 4343"}
-sessions:
-  description:
-    - The sessions chosen, pid, usename, datname, application_name, client_addr, state, action
-      (cancel or terminate), seconds, query.
-  type: list
-  returned: success
-cancelled: {description: pids cancelled., type: list, returned: success}
-terminated: {description: pids terminated., type: list, returned: success}
-survivors:
-  description: pids still there after pg_terminate_backend.
-  type: list
-  returned: success
-"""
-
 DURATION = re.compile(r"^([0-9]+)([smhd]?)$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 IDLE_STATES = ("idle in transaction", "idle in transaction (aborted)")

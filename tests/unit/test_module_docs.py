@@ -1,7 +1,9 @@
 """Every module of opsplay.ops is documented as Ansible's own modules are (issue 19).
 
 For each file of plugins/modules (found by glob, so a new module is covered the day it appears):
-DOCUMENTATION, EXAMPLES and RETURN exist and are YAML; DOCUMENTATION names the module by its
+DOCUMENTATION, EXAMPLES and RETURN exist and are YAML, in the module's sidecar NAME.yml (what
+Ansible's ansible-doc reads beside it; the module then ships to the host without them) or in the
+module itself; DOCUMENTATION names the module by its
 file name and documents exactly the options its argument_spec has (same type, required,
 default, choices, elements); every EXAMPLES task calls the module by its FQCN with documented
 options only; every RETURN key says what it is, when it is returned and its type; and
@@ -41,12 +43,32 @@ def load(name):
     return importlib.import_module("ansible_collections.opsplay.ops.plugins.modules." + name)
 
 
+SECTIONS = ("DOCUMENTATION", "EXAMPLES", "RETURN")
+
+
 def docs(name):
-    """(DOCUMENTATION, EXAMPLES, RETURN) of the module, each parsed as YAML."""
+    """(DOCUMENTATION, EXAMPLES, RETURN) of the module, each parsed as YAML: from its sidecar
+    plugins/modules/NAME.yml when it has one (then the module itself holds none of them, so the
+    host never receives them), else from the module's constants."""
     module = load(name)
+    sidecar = REPO / "plugins" / "modules" / f"{name}.yml"
+    if sidecar.exists():
+        inline = [c for c in SECTIONS if hasattr(module, c)]
+        assert not inline, f"{name} has {', '.join(inline)} in both {name}.py and {name}.yml"
+        try:
+            found = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            pytest.fail(f"{name}.yml is not YAML: {exc}")
+        texts = {c: found.get(c) for c in SECTIONS}
+        texts["EXAMPLES"] = texts["EXAMPLES"] if isinstance(texts["EXAMPLES"], str) else None
+    else:
+        texts = {c: getattr(module, c, None) for c in SECTIONS}
     parsed = []
-    for constant in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
-        text = getattr(module, constant, None)
+    for constant in SECTIONS:
+        text = texts[constant]
+        if isinstance(text, dict):  # a sidecar's DOCUMENTATION and RETURN are YAML already
+            parsed.append(text)
+            continue
         assert isinstance(text, str) and text.strip(), f"{name} has no {constant}"
         try:
             parsed.append(yaml.safe_load(text))
