@@ -1,5 +1,6 @@
 """A backup killed at any step never leaves a manifest without its archive
-(plugins/modules/pg_backup_archive.py: dump, undo, prune, clean_leftovers).
+(plugins/modules/pg_backup_dump.py: dump; plugins/modules/pg_backup_retention.py: retention;
+plugins/module_utils/pg_backup_files.py: commit_backup, undo_backup, prune, clean_leftovers).
 
 A manifest is what makes a backup: `opsplay backups`, verification and retention all start from
 the manifests. A manifest whose archive is gone is a bad backup that fails every later backup
@@ -11,17 +12,18 @@ nothing of it.
 """
 
 import hashlib
-import importlib.util
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-
-MODULE = Path(__file__).parents[2] / "plugins" / "modules" / "pg_backup_archive.py"
-spec = importlib.util.spec_from_file_location("pg_backup_archive_crash", MODULE)
-archive = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(archive)
+from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import GLOBALS
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import (
+    BackupError,
+    clean_leftovers,
+)
+from ansible_collections.opsplay.ops.plugins.modules.pg_backup_dump import Dump
+from ansible_collections.opsplay.ops.plugins.modules.pg_backup_retention import retention
 
 # What pg_dumpall --globals-only writes, ending with the marker the module checks.
 FAKE_DUMPALL = """#!/bin/sh
@@ -68,7 +70,7 @@ def backups(tmp_path):
     tool.chmod(0o755)
     root = tmp_path / "backups"
     root.mkdir()
-    return archive.Backups(FakeModule(root, bin_dir))
+    return Dump(FakeModule(root, bin_dir))
 
 
 class Snapshots(list):
@@ -94,9 +96,10 @@ def snapshots(monkeypatch, tmp_path):
 
         return step
 
-    monkeypatch.setattr(archive.os, "rename", wrap(os.rename))
-    monkeypatch.setattr(archive.os, "unlink", wrap(os.unlink))
-    monkeypatch.setattr(archive.shutil, "rmtree", wrap(shutil.rmtree))
+    # The modules and module_utils call os.rename, os.unlink and shutil.rmtree by attribute.
+    monkeypatch.setattr(os, "rename", wrap(os.rename))
+    monkeypatch.setattr(os, "unlink", wrap(os.unlink))
+    monkeypatch.setattr(shutil, "rmtree", wrap(shutil.rmtree))
     return taken
 
 
@@ -123,21 +126,21 @@ def whole_backups(folder: Path) -> set[str]:
 
 def after_cleanup(backups, snapshots, copy: Path) -> list[str]:
     """What the next backup's clean-up leaves in the copy's _globals folder."""
-    folder = copy / archive.GLOBALS
+    folder = copy / GLOBALS
     if not folder.is_dir():
         return []
     snapshots.active = False
     try:
-        backups.clean_leftovers(str(folder), archive.GLOBALS)
+        clean_leftovers(str(folder), GLOBALS, False)
     finally:
         snapshots.active = True
     return sorted(os.listdir(folder))
 
 
 def test_a_backup_killed_after_any_step_leaves_the_whole_backup_or_nothing(backups, snapshots):
-    folder = Path(backups.root) / archive.GLOBALS
+    folder = Path(backups.root) / GLOBALS
     folder.mkdir()
-    made = backups.dump(archive.GLOBALS, str(folder), "15.0")
+    made = backups.dump(GLOBALS, str(folder), "15.0")
     name = made["name"]
     whole = [name, f"{name}.json", f"{name}.sha256"]
     assert whole_backups(folder) == {name}
@@ -152,13 +155,14 @@ def test_a_backup_killed_after_any_step_leaves_the_whole_backup_or_nothing(backu
 
 
 def test_retention_killed_after_any_step_never_leaves_a_manifest_alone(backups, snapshots):
-    folder = Path(backups.root) / archive.GLOBALS
+    folder = Path(backups.root) / GLOBALS
     folder.mkdir()
-    old = backups.dump(archive.GLOBALS, str(folder), "15.0")["name"]
-    new = backups.dump(archive.GLOBALS, str(folder), "15.0")["name"]
+    old = backups.dump(GLOBALS, str(folder), "15.0")["name"]
+    new = backups.dump(GLOBALS, str(folder), "15.0")["name"]
     assert old != new and whole_backups(folder) == {old, new}
     del snapshots[:]
-    result = backups.retention()
+    changed, result = retention(backups.p, check_mode=False)
+    assert changed
     assert result["deleted"] == [old]
     assert whole_backups(folder) == {new}
     assert snapshots, "retention deleted nothing"
@@ -177,7 +181,7 @@ def test_leftovers_of_other_names_are_not_touched(backups, tmp_path):
         (folder / name).write_text("x")
     (folder / "shop_20261130T010000Z.dump").write_text("orphan")
     (folder / ".shop_20261130T020000Z.dump.tmp").write_text("partial")
-    removed = backups.clean_leftovers(str(folder), "shop")
+    removed = clean_leftovers(str(folder), "shop", False)
     assert removed == [".shop_20261130T020000Z.dump.tmp", "shop_20261130T010000Z.dump"]
     assert sorted(os.listdir(folder)) == [
         "notes.txt",
@@ -188,7 +192,7 @@ def test_leftovers_of_other_names_are_not_touched(backups, tmp_path):
 
 def test_a_failed_dump_after_the_archive_rename_removes_the_parts(backups, monkeypatch):
     """undo(): the archive already has its final name, the manifest not: nothing stays."""
-    folder = Path(backups.root) / archive.GLOBALS
+    folder = Path(backups.root) / GLOBALS
     folder.mkdir()
     real = os.rename
 
@@ -197,7 +201,7 @@ def test_a_failed_dump_after_the_archive_rename_removes_the_parts(backups, monke
             raise OSError(28, "No space left on device")
         return real(src, dst)
 
-    monkeypatch.setattr(archive.os, "rename", rename)
-    with pytest.raises(archive.BackupError):
-        backups.dump(archive.GLOBALS, str(folder), "15.0")
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(BackupError):
+        backups.dump(GLOBALS, str(folder), "15.0")
     assert os.listdir(folder) == []

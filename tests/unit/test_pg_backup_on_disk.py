@@ -1,5 +1,6 @@
 """What `opsplay backups` checks on disk before it lists a backup as good
-(plugins/modules/pg_backup_archive.py, on_disk_problem)."""
+(plugins/module_utils/backup_manifest.py, on_disk_problem, as plugins/modules/pg_backup_archive.py
+uses it for action=list)."""
 
 import hashlib
 import importlib.util

@@ -1,7 +1,7 @@
 """The pg_backup role's restore decisions (plugins/modules/pg_backup_restore.py): which
 backup a restore takes, what it refuses before anything changes, and the swap's statements.
 The swap itself runs against PostgreSQL in molecule/pg_backup (verify_restore.yml). Also the
-backup's own message for a new archive cut short by a full disk (pg_backup_archive.py)."""
+backup's own message for a new archive cut short by a full disk (pg_backup_tools.py)."""
 
 from __future__ import annotations
 
@@ -190,12 +190,10 @@ def test_the_swap_renames_aside_then_into_place_in_that_order():
 
 
 # -- a backup with 0 bytes free (issue 16 item 6) ----------------------------------------------
-_archive_spec = importlib.util.spec_from_file_location(
-    "pg_backup_archive", LIBRARY / "pg_backup_archive.py"
+# (plugins/module_utils/pg_backup_tools.py, used by pg_backup_dump)
+from ansible_collections.opsplay.ops.plugins.module_utils import (  # noqa: E402
+    pg_backup_tools as archive,
 )
-assert _archive_spec and _archive_spec.loader
-archive = importlib.util.module_from_spec(_archive_spec)
-_archive_spec.loader.exec_module(archive)
 
 
 def test_a_new_archive_cut_short_on_a_full_disk_names_the_disk():

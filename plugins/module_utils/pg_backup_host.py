@@ -1,0 +1,142 @@
+"""What the pg_backup modules of the database host share (pg_backup_dump, pg_backup_archive):
+the module's options, pg_dump/pg_restore, a psycopg2 connection, the age identity, and reading
+an archive whole (plain or encrypted) to tell whether it is complete."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import (
+    checksum_problem,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_age import (
+    Identity,
+    age_structure,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import (
+    BackupError,
+    describe_os_error,
+    manifests,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import (
+    GLOBALS_TRAILER,
+    Tools,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.postgres import connect_kwargs
+
+# The options every database-host module of pg_backup takes (the role's module_defaults) ...
+HOST_OPTIONS = dict(
+    backup_dir=dict(type="path", required=True),
+    databases=dict(type="list", elements="str", default=[]),
+    bin_dir=dict(type="str", default=""),
+    login_host=dict(type="str", default=""),
+    login_unix_socket=dict(type="str", default="/var/run/postgresql"),
+    login_port=dict(type="int", default=5432),
+    login_user=dict(type="str", default="postgres"),
+    login_password=dict(type="str", default="", no_log=True),
+)
+# ... and those that read encrypted archives (pg_backup_archive).
+IDENTITY_OPTIONS = dict(
+    identity=dict(type="str", default="", no_log=True),
+    identity_file=dict(type="str", default=""),
+)
+
+
+class BackupHost(Tools):
+    """The database host's backups, as a module sees them (subclassed by each module)."""
+
+    def __init__(self, module):
+        super().__init__(module.params)
+        self.module = module
+        self.root = self.p["backup_dir"]
+        self.changed = False
+        self.identity = Identity(self.p)
+
+    def cleanup(self):
+        """Remove the identity's temporary file (whatever happened)."""
+        self.identity.cleanup()
+
+    def manifests(self, databases=None):
+        return manifests(self.root, databases)
+
+    def connect(self, dbname):
+        try:
+            import psycopg2
+        except ImportError:
+            raise BackupError("python3-psycopg2 is missing on the host") from None
+        where = "%s:%s" % (
+            self.p["login_host"] or self.p["login_unix_socket"],
+            self.p["login_port"],
+        )
+        try:
+            return psycopg2.connect(**connect_kwargs(self.p, dbname, "opsplay pg_backup"))
+        except psycopg2.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or ["unknown error"])[0]
+            if "does not exist" in first and dbname in first:
+                raise BackupError("database %s does not exist" % dbname) from exc
+            raise BackupError("PostgreSQL server not reachable at %s: %s" % (where, first)) from exc
+
+    def server(self):
+        conn = self.connect(self.p["maintenance_db"])
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW server_version")
+                version = cur.fetchone()[0]
+                cur.execute(
+                    "SELECT datname FROM pg_database"
+                    " WHERE NOT datistemplate AND datallowconn ORDER BY 1"
+                )
+                databases = [row[0] for row in cur.fetchall()]
+        finally:
+            conn.close()
+        return version, databases
+
+    def check_archive(self, manifest):
+        """'' when the archive is complete and matches its checksum, else the problem."""
+        if "unreadable" in manifest:
+            return "manifest unreadable (%s)" % manifest["unreadable"]
+        path = manifest["path"]
+        if not os.path.exists(path):
+            return "archive missing"
+        return checksum_problem(path) or self.readable(
+            path, manifest.get("format"), manifest.get("encryption")
+        )
+
+    def readable(self, path, fmt, encryption=None):
+        """Read the whole archive: '' when it is complete, else the problem."""
+        if encryption == "age":
+            problem = age_structure(path)
+            if problem or not self.identity.given():
+                return problem  # without the key: checksum and structure only
+            problem = self.identity.decrypt_to(
+                path,
+                None if fmt == "sql" else [self.tool("pg_restore"), "--file", os.devnull],
+                self.env(),
+            )
+            if problem and not problem.startswith("cannot decrypt"):
+                lines = problem.strip().splitlines()
+                return "unreadable archive (%s)" % lines[0].split("error: ", 1)[-1]
+            return problem
+        if fmt == "sql":
+            with open(path, "rb") as handle:
+                handle.seek(max(0, os.path.getsize(path) - 200))
+                tail = handle.read()
+            return "" if GLOBALS_TRAILER in tail else "incomplete (no end-of-dump marker)"
+        return self.restore_check(path)
+
+
+def run_module(module, backups, action):
+    """Run action (a method of backups), then exit the module with its result or one line."""
+    os.umask(0o077)  # archives, checksums and manifests 0600, directories 0700
+    error = None
+    try:
+        result = action()
+    except BackupError as exc:
+        error = str(exc)
+    except OSError as exc:
+        error = describe_os_error(exc, module.params["backup_dir"])
+    finally:
+        backups.cleanup()  # the identity's temporary file, whatever happened
+    if error is not None:
+        module.fail_json(msg=error)
+    module.exit_json(changed=backups.changed, **result)

@@ -1,0 +1,102 @@
+"""PostgreSQL's client programs as the pg_backup modules run them on the database host
+(pg_dump, pg_dumpall, pg_restore): their paths, their environment, one line out of their
+errors, and what a new archive that failed verification on a full disk really means."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import BackupError
+from ansible_collections.opsplay.ops.plugins.module_utils.postgres import libpq_env
+
+GLOBALS_TRAILER = b"PostgreSQL database cluster dump complete"
+
+# A new archive that fails verification on a filesystem with less than this free was cut short by
+# the full disk (pg_dumpall, for one, exits 0 when its writes fail).
+FULL_MARGIN = 1 << 20
+
+
+def free_bytes(path):
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def disk_full_problem(folder, free, problem):
+    """The real cause of a new archive failing verification when the disk is full, else ''."""
+    if free >= FULL_MARGIN:
+        return ""
+    return "disk full on %s (%d bytes free); the new archive was cut short: %s" % (
+        folder,
+        free,
+        problem,
+    )
+
+
+def describe_tool_error(tool, stderr, where):
+    """One clear line out of pg_dump / pg_restore's stderr."""
+    text = stderr.strip()
+    if "No space left on device" in text:
+        return "disk full (No space left on device) in %s" % where
+    if "could not obtain lock" in text or "lock timeout" in text:
+        locks = [line for line in text.splitlines() if "lock" in line]
+        return "lock wait timeout: %s" % (locks[0].split("error: ", 1)[-1] if locks else text)
+    if "Permission denied" in text:
+        return (
+            "permission denied: %s"
+            % next(line for line in text.splitlines() if "Permission denied" in line).split(
+                "error: ", 1
+            )[-1]
+        )
+    errors = (
+        [line for line in text.splitlines() if "error:" in line or "ERROR:" in line]
+        or text.splitlines()
+        or ["failed"]
+    )
+    return "%s: %s" % (tool, errors[0].split("error: ", 1)[-1].strip())
+
+
+def unreadable(stderr):
+    """The problem of an archive pg_restore could not read, from its stderr."""
+    lines = (stderr or "failed").strip().splitlines()
+    return "unreadable archive (%s)" % lines[0].split("error: ", 1)[-1]
+
+
+class Tools:
+    """pg_dump, pg_dumpall and pg_restore with the module's bin_dir and login options."""
+
+    def __init__(self, params):
+        self.p = params
+
+    def tool(self, name):
+        return os.path.join(self.p["bin_dir"], name) if self.p["bin_dir"] else name
+
+    def env(self):
+        return libpq_env(self.p)
+
+    def run(self, argv, where):
+        proc = subprocess.run(
+            argv,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BackupError(
+                describe_tool_error(os.path.basename(argv[0]), proc.stderr or proc.stdout, where)
+            )
+        return proc
+
+    def restore_check(self, path):
+        """Read the whole plain archive with pg_restore to /dev/null: '' or the problem."""
+        proc = subprocess.run(
+            [self.tool("pg_restore"), "--file", os.devnull, path],
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+            check=False,
+        )
+        return unreadable(proc.stderr) if proc.returncode != 0 else ""

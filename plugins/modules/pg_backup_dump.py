@@ -1,0 +1,378 @@
+#!/usr/bin/python3
+# Managed by the opsplay `pg_backup` role.
+"""Ansible module of the pg_backup role: dump each database (and the globals), verify what was
+written, and give it its final name, the manifest last (layout: module_utils/backup_manifest.py).
+
+A dump is written under a hidden temporary name (``.NAME.tmp``), verified (pg_restore of the whole
+archive to /dev/null), checksummed and described by its manifest before it is renamed; any failure
+removes the temporary files and leaves every earlier backup alone. With ``encryption: age``
+pg_dump's output is streamed through age while pg_restore reads the same bytes
+(module_utils/pg_backup_age.py): the plaintext never touches the disk.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backup_dump
+short_description: Dump PostgreSQL databases and globals into verified backups (opsplay pg_backup)
+description:
+  - Module of the opsplay pg_backup role; see the role's README and meta/argument_specs.yml.
+  - Runs on the database host as the PostgreSQL OS user (become). Each archive is verified
+    whole before it gets its final name; its manifest is written last.
+  - Check mode says which databases would be dumped and removes nothing.
+options:
+  backup_dir: {type: path, required: true, description: One sub-directory per database.}
+  databases: {type: list, elements: str, default: [], description: To back up; empty, all.}
+  bin_dir: {type: str, default: "", description: Directory of pg_dump and co.; empty, PATH.}
+  login_host: {type: str, default: "", description: Server host; empty, login_unix_socket.}
+  login_unix_socket: {type: str, default: /var/run/postgresql, description: Socket directory.}
+  login_port: {type: int, default: 5432, description: Server port.}
+  login_user: {type: str, default: postgres, description: Role to connect as.}
+  login_password: {type: str, default: "", description: Password, if any; never logged.}
+  maintenance_db: {type: str, default: postgres, description: Database used to list the others.}
+  globals: {type: bool, default: true, description: Also dump roles and tablespaces (pg_dumpall).}
+  format: {type: str, default: custom, choices: [custom, directory], description: pg_dump format.}
+  jobs: {type: int, default: 1, description: Parallel pg_dump jobs (directory format only).}
+  compress: {type: str, default: "", description: pg_dump --compress; empty for its default.}
+  lock_wait_timeout:
+    type: str
+    default: 60s
+    description: pg_dump --lock-wait-timeout, also the lock_timeout of the row-count session.
+  row_counts_query:
+    type: str
+    default: ""
+    description: SQL returning (table, rows), run in the dump's snapshot; empty to skip counting.
+  reuse_newer_than:
+    type: int
+    default: 0
+    description: Seconds; skip a database whose newest good backup ended more recently. 0, never.
+  encryption: {type: str, default: none, choices: [none, age], description: Encrypt with age.}
+  recipients: {type: list, elements: str, default: [], description: age recipients (public keys).}
+author: opsplay
+"""
+
+EXAMPLES = r"""
+- name: Dump the databases and the globals
+  opsplay.ops.pg_backup_dump:
+    backup_dir: /var/backups/postgresql
+    databases: [shop]
+    reuse_newer_than: 3600
+"""
+
+RETURN = r"""
+msg: {description: What was backed up and what was reused, one line., type: str, returned: always}
+backups:
+  description: The new backups (database, name, path, size_bytes, duration_seconds).
+  type: list
+  returned: success
+reused: {description: Fresh backups reused (database, name)., type: list, returned: success}
+leftovers_removed:
+  description: Parts an interrupted run left (paths under backup_dir), removed.
+  type: list
+  returned: success
+server_version: {description: The server's version., type: str, returned: success}
+"""
+
+import hashlib
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import (
+    GLOBALS,
+    archive_size,
+    is_good,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_age import (
+    age_structure,
+    check_recipients,
+    encrypt_stream,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import (
+    EXTENSIONS,
+    BackupError,
+    checksum_lines,
+    clean_leftovers,
+    commit_backup,
+    describe_os_error,
+    prepare_dir,
+    undo_backup,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_host import (
+    HOST_OPTIONS,
+    BackupHost,
+    run_module,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import (
+    disk_full_problem,
+    free_bytes,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import (
+    iso,
+    now,
+    parse_iso,
+    stamp,
+)
+
+
+class Dump(BackupHost):
+    def fresh(self, database):
+        limit = self.p["reuse_newer_than"]
+        if limit <= 0:
+            return None
+        good = [
+            m
+            for m in self.manifests([database])
+            if m.get("database") == database
+            and is_good(m)
+            # Only a backup made as now configured (encryption and its recipients) is reused.
+            and m.get("encryption", "none") == self.p["encryption"]
+            and m.get("recipients", [])
+            == (self.p["recipients"] if self.p["encryption"] != "none" else [])
+        ]
+        if good and (now() - parse_iso(good[-1]["ended"])).total_seconds() < limit:
+            return good[-1]["name"]
+        return None
+
+    def wanted(self, existing):
+        """The databases to dump (globals first), after checking they exist and are usable."""
+        wanted = self.p["databases"] or existing
+        missing = [d for d in wanted if d not in existing]
+        if missing:
+            raise BackupError(
+                "database%s %s do%s not exist"
+                % (
+                    "s" if len(missing) > 1 else "",
+                    ", ".join(missing),
+                    "" if len(missing) > 1 else "es",
+                )
+            )
+        bad_names = [d for d in wanted if "/" in d or d.startswith(".") or d == GLOBALS]
+        if bad_names:
+            raise BackupError(
+                "database names unusable as directory names: %s" % ", ".join(bad_names)
+            )
+        return ([GLOBALS] if self.p["globals"] else []) + list(wanted)
+
+    def backup(self):
+        check_recipients(self.module, self.p)
+        version, existing = self.server()
+        todo = self.wanted(existing)
+        if not self.module.check_mode:
+            prepare_dir(self.root)
+        done, skipped, leftovers = [], [], []
+        for database in todo:
+            folder = os.path.join(self.root, database)
+            if os.path.isdir(folder):
+                leftovers += [
+                    os.path.join(database, f)
+                    for f in clean_leftovers(folder, database, self.module.check_mode)
+                ]
+            reuse = self.fresh(database)
+            if reuse:
+                skipped.append({"database": database, "name": reuse})
+                continue
+            self.changed = True
+            if self.module.check_mode:
+                done.append({"database": database, "name": None})
+                continue
+            prepare_dir(folder)
+            done.append(self.dump_one(database, folder, version, done))
+        if leftovers:
+            self.changed = True
+        return {
+            "backups": done,
+            "reused": skipped,
+            "leftovers_removed": leftovers,
+            "server_version": version,
+            "msg": "backed up: %s; reused fresh backups: %s"
+            % (
+                ", ".join(d["name"] or d["database"] for d in done) or "none",
+                ", ".join(s["name"] for s in skipped) or "none",
+            ),
+        }
+
+    def dump_one(self, database, folder, version, done):
+        """dump(), its failure worded with what completed before it."""
+        try:
+            return self.dump(database, folder, version)
+        except BackupError as exc:
+            raise BackupError(
+                "backup of %s failed: %s; no backup written, earlier backups untouched%s"
+                % (
+                    "globals" if database == GLOBALS else "database " + database,
+                    exc,
+                    ""
+                    if not done
+                    else " (completed before the failure: %s)" % ", ".join(d["name"] for d in done),
+                )
+            ) from exc
+
+    def new_name(self, database, folder, ext):
+        while True:
+            started = now().replace(microsecond=0)
+            name = "%s_%s%s" % (database, stamp(started), ext)
+            taken = (name, name + ".json", "." + name + ".tmp")  # .tmp: a dump under way
+            if not any(os.path.exists(os.path.join(folder, t)) for t in taken):
+                return name, started
+            time.sleep(0.5)
+
+    def dump(self, database, folder, version):
+        fmt = "sql" if database == GLOBALS else self.p["format"]
+        encrypted = self.p["encryption"] == "age"
+        name, started = self.new_name(
+            database, folder, EXTENSIONS[fmt] + (".age" if encrypted else "")
+        )
+        final = os.path.join(folder, name)
+        tmp = {
+            key: os.path.join(folder, ".%s%s.tmp" % (name, suffix))
+            for key, suffix in (("archive", ""), ("sha256", ".sha256"), ("json", ".json"))
+        }
+        clock = time.monotonic()
+        try:
+            counts = self.write_archive(database, fmt, tmp["archive"], folder)
+            ended = now().replace(microsecond=0)
+            problem = (
+                age_structure(tmp["archive"]) if encrypted else self.readable(tmp["archive"], fmt)
+            )
+            if problem:
+                raise BackupError(
+                    disk_full_problem(folder, free_bytes(folder), problem)
+                    or "the new archive failed verification: %s" % problem
+                )
+            sums = checksum_lines(tmp["archive"], name)
+            manifest = self.manifest(name, database, fmt, version, sums, tmp["archive"])
+            manifest.update(
+                started=iso(started),
+                ended=iso(ended),
+                duration_seconds=round(time.monotonic() - clock, 3),
+                verified={"ok": True, "at": iso(ended), "problem": ""},
+                row_counts=counts,
+            )
+            commit_backup(tmp, final, sums, manifest)
+        except OSError as exc:
+            undo_backup(tmp, final)
+            raise BackupError(describe_os_error(exc, folder)) from exc
+        except BaseException:
+            undo_backup(tmp, final)
+            raise
+        return {
+            "database": database,
+            "name": name,
+            "path": final,
+            "size_bytes": manifest["size_bytes"],
+            "duration_seconds": manifest["duration_seconds"],
+        }
+
+    def manifest(self, name, database, fmt, version, sums, archive):
+        """The new backup's manifest, without its times, verification and row counts."""
+        manifest = {
+            "name": name,
+            "database": database,
+            "format": fmt,
+            "compress": self.p["compress"] if fmt != "sql" else "",
+            "server_version": version,
+            "size_bytes": archive_size(archive),
+            "sha256": sums.split()[0]
+            if fmt != "directory"
+            else hashlib.sha256(sums.encode()).hexdigest(),
+            "restore_test": None,
+        }
+        if self.p["encryption"] == "age":
+            manifest["encryption"] = "age"
+            manifest["recipients"] = list(self.p["recipients"])
+        return manifest
+
+    def write_archive(self, database, fmt, out, folder):
+        """Run pg_dumpall / pg_dump into out (through age when encrypting); the row counts."""
+        encrypted = self.p["encryption"] == "age"
+        if fmt == "sql":
+            argv = [self.tool("pg_dumpall"), "--globals-only"]
+            if encrypted:
+                self.encrypt(argv, out, None, folder)
+            else:
+                self.run([*argv, "--file", out], folder)
+            return None
+        argv = [
+            self.tool("pg_dump"),
+            "--format",
+            fmt,
+            "--lock-wait-timeout",
+            self.p["lock_wait_timeout"],
+            "--no-password",
+        ]
+        if self.p["compress"]:
+            argv += ["--compress", self.p["compress"]]
+        if fmt == "directory" and self.p["jobs"] > 1:
+            argv += ["--jobs", str(self.p["jobs"])]
+        conn, counts = None, None
+        try:
+            if self.p["row_counts_query"]:
+                conn, snapshot, counts = self.count_rows(database)
+                argv += ["--snapshot", snapshot]
+            if encrypted:
+                # The plaintext is read whole by pg_restore on its way into age.
+                reader = [self.tool("pg_restore"), "--file", os.devnull]
+                self.encrypt([*argv, "--dbname", database], out, reader, folder)
+            else:
+                self.run([*argv, "--file", out, "--dbname", database], folder)
+            if conn is not None:
+                conn.rollback()
+        finally:
+            if conn is not None:
+                conn.close()
+        return counts
+
+    def encrypt(self, producer, out, reader, where):
+        encrypt_stream(producer, out, self.p["recipients"], self.env(), reader, where)
+
+    def count_rows(self, database):
+        """Open a REPEATABLE READ transaction, export its snapshot for pg_dump, count rows in it."""
+        import psycopg2
+
+        conn = self.connect(database)
+        try:
+            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", (self.p["lock_wait_timeout"],)
+                )
+                cur.execute("SELECT pg_export_snapshot()")
+                snapshot = cur.fetchone()[0]
+                cur.execute(self.p["row_counts_query"])
+                counts = {row[0]: int(row[1]) for row in cur.fetchall()}
+        except psycopg2.Error as exc:
+            conn.close()
+            first = (str(exc).strip().splitlines() or ["error"])[0]
+            if "lock timeout" in first:
+                raise BackupError(
+                    "lock wait timeout (%s) counting rows: a table is locked"
+                    % self.p["lock_wait_timeout"]
+                ) from exc
+            raise BackupError("counting rows: %s" % first) from exc
+        return conn, snapshot, counts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            HOST_OPTIONS,
+            maintenance_db=dict(type="str", default="postgres"),
+            globals=dict(type="bool", default=True),
+            format=dict(type="str", default="custom", choices=["custom", "directory"]),
+            jobs=dict(type="int", default=1),
+            compress=dict(type="str", default=""),
+            lock_wait_timeout=dict(type="str", default="60s"),
+            row_counts_query=dict(type="str", default=""),
+            reuse_newer_than=dict(type="int", default=0),
+            encryption=dict(type="str", default="none", choices=["none", "age"]),
+            recipients=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    dump = Dump(module)
+    run_module(module, dump, dump.backup)
+
+
+if __name__ == "__main__":
+    main()
