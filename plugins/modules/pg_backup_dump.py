@@ -12,67 +12,6 @@ pg_dump's output is streamed through age while pg_restore reads the same bytes
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: pg_backup_dump
-short_description: Dump PostgreSQL databases and globals into verified backups (opsplay pg_backup)
-description:
-  - Module of the opsplay pg_backup role; see the role's README and meta/argument_specs.yml.
-  - Runs on the database host as the PostgreSQL OS user (become). Each archive is verified
-    whole before it gets its final name; its manifest is written last.
-  - Check mode says which databases would be dumped and removes nothing.
-options:
-  backup_dir: {type: path, required: true, description: One sub-directory per database.}
-  databases: {type: list, elements: str, default: [], description: To back up; empty, all.}
-  bin_dir: {type: str, default: "", description: Directory of pg_dump and co.; empty, PATH.}
-  login_host: {type: str, default: "", description: Server host; empty, login_unix_socket.}
-  login_unix_socket: {type: str, default: /var/run/postgresql, description: Socket directory.}
-  login_port: {type: int, default: 5432, description: Server port.}
-  login_user: {type: str, default: postgres, description: Role to connect as.}
-  login_password: {type: str, default: "", description: Password, if any; never logged.}
-  maintenance_db: {type: str, default: postgres, description: Database used to list the others.}
-  globals: {type: bool, default: true, description: Also dump roles and tablespaces (pg_dumpall).}
-  format: {type: str, default: custom, choices: [custom, directory], description: pg_dump format.}
-  jobs: {type: int, default: 1, description: Parallel pg_dump jobs (directory format only).}
-  compress: {type: str, default: "", description: pg_dump --compress; empty for its default.}
-  lock_wait_timeout:
-    type: str
-    default: 60s
-    description: pg_dump --lock-wait-timeout, also the lock_timeout of the row-count session.
-  row_counts_query:
-    type: str
-    default: ""
-    description: SQL returning (table, rows), run in the dump's snapshot; empty to skip counting.
-  reuse_newer_than:
-    type: int
-    default: 0
-    description: Seconds; skip a database whose newest good backup ended more recently. 0, never.
-  encryption: {type: str, default: none, choices: [none, age], description: Encrypt with age.}
-  recipients: {type: list, elements: str, default: [], description: age recipients (public keys).}
-author: opsplay
-"""
-
-EXAMPLES = r"""
-- name: Dump the databases and the globals
-  opsplay.ops.pg_backup_dump:
-    backup_dir: /var/backups/postgresql
-    databases: [shop]
-    reuse_newer_than: 3600
-"""
-
-RETURN = r"""
-msg: {description: What was backed up and what was reused, one line., type: str, returned: always}
-backups:
-  description: The new backups (database, name, path, size_bytes, duration_seconds).
-  type: list
-  returned: success
-reused: {description: Fresh backups reused (database, name)., type: list, returned: success}
-leftovers_removed:
-  description: Parts an interrupted run left (paths under backup_dir), removed.
-  type: list
-  returned: success
-server_version: {description: The server's version., type: str, returned: success}
-"""
-
 import hashlib
 import os
 import time

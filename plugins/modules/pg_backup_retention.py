@@ -6,49 +6,6 @@ module_utils/pg_backup_files.py). Bad backups are never deleted and never counte
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: pg_backup_retention
-short_description: Delete PostgreSQL backups outside the GFS retention (opsplay pg_backup)
-description:
-  - Module of the opsplay pg_backup role; see the role's README and meta/argument_specs.yml.
-  - Keeps the keep_last newest verified backups of each database (at least the newest), and the
-    newest of each of the last keep_daily days, keep_weekly ISO weeks and keep_monthly months
-    that have backups; deletes the other verified backups, each manifest first.
-  - Backups not verified (or named in not_good) are never deleted and never counted; a database
-    without a verified backup loses nothing. Check mode lists what would be deleted.
-options:
-  backup_dir: {type: path, required: true, description: One sub-directory of backups per database.}
-  databases: {type: list, elements: str, default: [], description: Databases to prune; empty, all.}
-  keep_last: {type: int, default: 1, description: The N newest verified backups.}
-  keep_daily: {type: int, default: 7, description: Newest of each of the last N days.}
-  keep_weekly: {type: int, default: 4, description: Newest of each of the last N ISO weeks.}
-  keep_monthly: {type: int, default: 6, description: Newest of each of the last N months.}
-  not_good:
-    type: list
-    elements: str
-    default: []
-    description: Backups (names) not to count as good (failed this run's verification).
-author: opsplay
-"""
-
-EXAMPLES = r"""
-- name: Delete backups outside the daily/weekly/monthly retention
-  opsplay.ops.pg_backup_retention:
-    backup_dir: /var/backups/postgresql
-    keep_last: 2
-    keep_daily: 7
-    keep_weekly: 4
-    keep_monthly: 6
-"""
-
-RETURN = r"""
-msg: {description: What was (would be) deleted, one line., type: str, returned: always}
-deleted: {description: Names of the backups deleted (would be, in check mode)., type: list,
-          returned: success}
-kept: {description: "Kept backups: {name: reasons (last+daily+...)}.", type: dict,
-       returned: success}
-"""
-
 import os
 
 from ansible.module_utils.basic import AnsibleModule
