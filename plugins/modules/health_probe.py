@@ -11,16 +11,18 @@ SUMMARY`` and the report goes to the run summary (``ansible_stats``: data.health
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import ssl
 import subprocess
 import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsplay.ops.plugins.module_utils import certificates, disk_usage
+from ansible_collections.opsplay.ops.plugins.module_utils import (
+    certificates,
+    disk_usage,
+    maintenance_flag,
+)
 
 
 def memory_percent():
@@ -83,14 +85,8 @@ def systemd_units(units):
 def maintenance(path):
     """'in maintenance mode since T (run ID, REASON)' while the maintenance_mode role's flag
     exists (it holds the window's start entry), else None."""
-    if not path or not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            window = json.load(handle)
-    except (OSError, ValueError):
-        window = None
-    return maintenance_message(path, window)
+    exists, window = maintenance_flag.read(path)
+    return maintenance_message(path, window) if exists else None
 
 
 def maintenance_message(path, window):

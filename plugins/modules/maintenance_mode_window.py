@@ -14,6 +14,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_flag
 
 # Reasons of the schedule windows before flags said `scheduled` (older flags).
 _SCHEDULE_REASONS = ("weekly maintenance", "monthly maintenance")
@@ -79,16 +80,12 @@ def end_outcome(outcome, window, run_id, scheduled, exclusive):
 
 
 def read_window(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
+    """The open window's start entry, None when no window is open (module_utils
+    maintenance_flag); an unreadable flag is an open window whose entry says so."""
+    exists, window = maintenance_flag.read(path)
+    if not exists:
         return None
-    try:
-        window = json.loads(text)
-    except ValueError:
-        window = None
-    return window if isinstance(window, dict) else {"reason": "unreadable flag"}
+    return window if window is not None else {"reason": "unreadable flag"}
 
 
 def append_line(path, entry):

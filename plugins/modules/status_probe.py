@@ -17,7 +17,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsplay.ops.plugins.module_utils import backup_manifest
+from ansible_collections.opsplay.ops.plugins.module_utils import backup_manifest, maintenance_flag
 from ansible_collections.opsplay.ops.plugins.module_utils.certificates import (
     CertificateError,
     days_left,
@@ -101,14 +101,10 @@ def reboot(flag="/var/run/reboot-required"):
 
 def maintenance(path):
     """The open maintenance window (the flag holds its start entry), or None."""
-    if not path or not os.path.exists(path):
+    exists, window = maintenance_flag.read(path)
+    if not exists:
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            window = json.load(handle)
-    except (OSError, ValueError):
-        window = None
-    if not isinstance(window, dict):
+    if window is None:
         return {"time": None, "run_id": None, "reason": "flag %s unreadable" % path}
     try:
         since = epoch(window.get("time"))

@@ -1,0 +1,34 @@
+"""The maintenance_mode role's flag file: one reader for every module (the window's own module,
+the health check and the status read-out).
+
+The flag exists while a maintenance window is open and holds the window's start entry, a JSON
+object (``time``, ``run_id``, ``reason``, ``scheduled``, ``before``, ...), written by
+``opsplay.ops.maintenance_mode_window``. A flag that exists but cannot be read or is not such an
+object still means the site is in maintenance mode: the reader says so (``window`` None) instead
+of taking it for no window.
+
+Standard library only: this file is shipped to the host with the module that imports it.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def read(path):
+    """(exists, window) for the flag at ``path``: (False, None) when there is none (or no path),
+    (True, the start entry) when it is readable, (True, None) when it is not."""
+    if not path:
+        return False, None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return False, None
+    except OSError:
+        return True, None
+    try:
+        window = json.loads(text)
+    except ValueError:
+        return True, None
+    return True, window if isinstance(window, dict) else None
