@@ -79,7 +79,7 @@ def weekly_procedures(playbook: Path = PLAYBOOK) -> list[str]:
     """The roles the weekly playbook applies (following its imported playbooks), in order, once."""
     text = playbook.read_text(encoding="utf-8")
     found = re.findall(
-        r"include_role:\s*\n\s*name:\s*([\w-]+)|-\s*role:\s*([\w-]+)|import_playbook:\s*([\w./-]+\.yml)",
+        r"(?:include|import)_role:\s*\n\s*name:\s*([\w-]+)|-\s*role:\s*([\w-]+)|import_playbook:\s*([\w./-]+\.yml)",
         text,
     )
     roles: list[str] = []
