@@ -1,7 +1,7 @@
-"""Environments: one inventory directory each (``inventories/ENV/hosts.yml`` + ``group_vars/``).
-
-The YAML inventory is read here, without Ansible, so that ``opsplay envs`` and ``hosts`` are
-fast and a malformed inventory is reported in one line before any run starts.
+"""Environments: one inventory directory each (``INVENTORY_DIR/ENV/``), holding whatever
+Ansible reads as inventory there, resolved by ansible-core (``opsplay.inventory``) before any run
+starts, so that a malformed inventory is reported in one line and ``opsplay hosts`` shows the
+hosts a run targets.
 """
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from opsplay.content import source_checkout
 from opsplay.errors import OpsplayError
 
-INVENTORY_FILES = ("hosts.yml", "hosts.yaml")
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_RANGE = re.compile(r"\[([0-9]+):([0-9]+)\]")
 
 
 def inventory_root(explicit: str | Path | None) -> Path:
@@ -38,17 +35,14 @@ def inventory_root(explicit: str | Path | None) -> Path:
 
 @dataclass
 class Environment:
+    """One environment: its directory, the inventory sources in it and what Ansible resolves
+    from them (``opsplay.inventory``)."""
+
     name: str
     path: Path
-    groups: dict[str, set[str]] = field(default_factory=dict)
+    sources: tuple[Path, ...] = ()
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
     host_groups: dict[str, set[str]] = field(default_factory=dict)
-
-    @property
-    def inventory_file(self) -> Path | None:
-        for name in INVENTORY_FILES:
-            if (self.path / name).is_file():
-                return self.path / name
-        return None
 
     @property
     def hosts(self) -> list[str]:
@@ -64,101 +58,25 @@ def list_environments(root: Path) -> list[Environment]:
 
 
 def load_environment(root: Path, name: str, *, require_hosts: bool = True) -> Environment:
+    from opsplay.inventory import resolve  # imports ansible-core: not needed for --help
+
     if not _ENV_NAME.match(name):
         raise OpsplayError(f"invalid environment name '{name}'")
     path = root / name
     if not path.is_dir():
         known = ", ".join(e.name for e in list_environments(root)) or "none"
         raise OpsplayError(f"unknown environment '{name}' in {root} (known: {known})")
-    env = Environment(name=name, path=path)
-    inventory = env.inventory_file
-    if inventory is None:
-        if require_hosts:
-            hint = " (run 'opsplay lab up' first)" if name == "lab" else ""
-            raise OpsplayError(f"environment '{name}' has no hosts.yml in {path}{hint}")
-        return env
-    env.groups = parse_inventory(inventory)
-    for group, members in env.groups.items():
-        for host in members:
-            env.host_groups.setdefault(host, set()).add(group)
+    inventory = resolve(path)
+    env = Environment(
+        name=name, path=path, sources=inventory.sources, groups=dict(inventory.groups)
+    )
+    env.host_groups = inventory.host_groups()
+    if require_hosts and not inventory.sources:
+        hint = " (run 'opsplay lab up' first)" if name == "lab" else ""
+        raise OpsplayError(f"environment '{name}' has no inventory in {path}{hint}")
     if require_hosts and not env.host_groups:
-        raise OpsplayError(f"environment '{name}' has no hosts ({inventory})")
+        raise OpsplayError(f"environment '{name}' has no hosts (inventory {path})")
     return env
-
-
-def parse_inventory(path: Path) -> dict[str, set[str]]:
-    """Map every group of a YAML inventory to the hosts in it, children included."""
-    import yaml  # not needed for --help: keep start-up fast
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise OpsplayError(f"malformed inventory {path}{where}: {problem}") from None
-    except OSError as exc:
-        raise OpsplayError(f"cannot read inventory {path}: {exc.strerror}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise OpsplayError(f"malformed inventory {path}: top level must be a mapping of groups")
-    direct: dict[str, set[str]] = {}
-    children: dict[str, set[str]] = {}
-    _walk_groups(path, data, direct, children)
-    return {group: _members(group, direct, children, set()) for group in direct}
-
-
-def _walk_groups(
-    path: Path,
-    groups: dict[str, Any],
-    direct: dict[str, set[str]],
-    children: dict[str, set[str]],
-) -> None:
-    for group, body in groups.items():
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            raise OpsplayError(f"malformed inventory {path}: group '{group}' must be a mapping")
-        unknown = set(body) - {"hosts", "children", "vars"}
-        if unknown:
-            raise OpsplayError(
-                f"malformed inventory {path}: group '{group}' has unknown key(s) "
-                f"{', '.join(sorted(map(str, unknown)))} (expected hosts, children, vars)"
-            )
-        for key in ("hosts", "children", "vars"):
-            if body.get(key) is not None and not isinstance(body[key], dict):
-                raise OpsplayError(f"malformed inventory {path}: '{group}.{key}' must be a mapping")
-        hosts = direct.setdefault(str(group), set())
-        for host in body.get("hosts") or {}:
-            hosts.update(_expand(str(host)))
-        sub = body.get("children") or {}
-        children.setdefault(str(group), set()).update(map(str, sub))
-        _walk_groups(path, sub, direct, children)
-
-
-def _members(group: str, direct: dict, children: dict, seen: set[str]) -> set[str]:
-    if group in seen:
-        return set()
-    seen.add(group)
-    hosts = set(direct.get(group, ()))
-    for child in children.get(group, ()):
-        hosts |= _members(child, direct, children, seen)
-    return hosts
-
-
-def _expand(pattern: str) -> list[str]:
-    """Expand Ansible's numeric host ranges (``web[01:03]``); other names pass through."""
-    match = _RANGE.search(pattern)
-    if not match:
-        return [pattern]
-    start, end = match.group(1), match.group(2)
-    width = len(start) if start.startswith("0") else 0
-    names = []
-    for number in range(int(start), int(end) + 1):
-        name = pattern[: match.start()] + str(number).zfill(width) + pattern[match.end() :]
-        names.extend(_expand(name))
-    return names
 
 
 def is_protected(name: str) -> bool:

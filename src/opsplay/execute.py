@@ -174,8 +174,6 @@ def run_recorded(
     ``opsplay_environment_locked`` (no other run can be inside a window of this environment,
     so a window still open from another run was left by a run that is gone).
     """
-    inventory = env.inventory_file
-    assert inventory is not None
     strategy = choose(options.strategy)
     if options.verbosity:
         print(f"opsplay: {strategy.reason}", file=sys.stderr)
@@ -205,7 +203,7 @@ def run_recorded(
     )
     request = runner.RunRequest(
         playbook=playbook,
-        inventory=inventory,
+        inventory=list(env.sources),
         private_data_dir=run_dir,
         ident=run_id,
         extravars=extravars,

@@ -31,7 +31,7 @@ EventHandler = Callable[[dict[str, Any]], None]
 @dataclass
 class RunRequest:
     playbook: Path
-    inventory: Path
+    inventory: list[Path]  # sources, one -i each
     private_data_dir: Path
     ident: str
     extravars: dict[str, Any] = field(default_factory=dict)
@@ -84,7 +84,7 @@ def run_playbook(request: RunRequest) -> RunResult:
             private_data_dir=str(request.private_data_dir),
             ident=request.ident,
             playbook=str(request.playbook),
-            inventory=str(request.inventory),
+            inventory=[str(source) for source in request.inventory],
             limit=request.limit,
             tags=request.tags,
             skip_tags=request.skip_tags,

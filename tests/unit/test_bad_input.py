@@ -45,12 +45,12 @@ def test_malformed_yaml_inventory(opsplay, inventories):
 
 def test_inventory_of_wrong_shape(opsplay, inventories):
     (inventories / "dev" / "hosts.yml").write_text("all:\n  hosts:\n    - a\n    - b\n")
-    assert_one_line(opsplay("hosts", "--env", "dev"), "'all.hosts' must be a mapping")
+    assert_one_line(opsplay("hosts", "--env", "dev"), "hosts.yml", 'Invalid "hosts" entry')
 
 
 def test_env_without_hosts_file(opsplay, inventories):
     (inventories / "empty").mkdir()
-    assert_one_line(opsplay("run", "health", "--env", "empty"), "no hosts.yml")
+    assert_one_line(opsplay("run", "health", "--env", "empty"), "has no inventory")
 
 
 @pytest.mark.parametrize("bad", ["novalue", "1x=3", "=v", "{not: [closed}"])

@@ -1,0 +1,154 @@
+"""What an environment's inventory holds, as ansible-core itself reads it.
+
+An environment is a directory (``INVENTORY_DIR/ENV/``) holding whatever Ansible reads there: INI
+or YAML files under any name, inventory plugin configurations (``constructed``, a cloud
+plugin), executable scripts, sub-directories, next to ``group_vars/`` and ``host_vars/``. opsplay
+never parses them itself: its inventory sources are the directory's entries that Ansible's own
+directory walk would read (same ignore rules), less opsplay's own files (``schedule.yml``), and
+the same list is what every run passes to ansible-playbook (``-i`` once per source), so
+``opsplay hosts`` shows exactly the hosts a run targets.
+
+A source no plugin can parse is an error naming the file and Ansible's reason, where Ansible
+would only warn and go on with fewer hosts.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsplay.errors import OpsplayError
+
+# opsplay's own files in an environment directory: not inventory sources.
+OPSPLAY_FILES = frozenset({"schedule.yml", "schedule.yaml"})
+
+# ansible-core's module-level display is swapped while one thread resolves an inventory.
+_RESOLVING = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The hosts of every group (children included), as Ansible resolves them."""
+
+    sources: tuple[Path, ...]
+    groups: dict[str, frozenset[str]]
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted(self.groups.get("all", frozenset()))
+
+    def host_groups(self) -> dict[str, set[str]]:
+        """Each host with the groups it is in (``all`` included)."""
+        found: dict[str, set[str]] = {host: set() for host in self.hosts}
+        for group, members in self.groups.items():
+            for host in members:
+                found.setdefault(host, set()).add(group)
+        return found
+
+
+def inventory_sources(env_dir: Path) -> list[Path]:
+    """The files under ``env_dir`` Ansible's directory walk would read as inventory (its order,
+    its ignore rules: hidden files, ``group_vars``, ``host_vars``, ignored extensions and
+    patterns from its configuration), without opsplay's own files. Files one by one, so that
+    one that cannot be parsed is named, where Ansible would parse the others and warn."""
+    from ansible.inventory.manager import IGNORED
+
+    found: list[Path] = []
+    for entry in sorted(env_dir.iterdir()):
+        if entry.name in OPSPLAY_FILES or IGNORED.search(entry.name.encode()):
+            continue
+        found.extend(inventory_sources(entry) if entry.is_dir() else [entry])
+    return found
+
+
+def resolve(env_dir: Path) -> Inventory:
+    """Resolve the inventory of one environment directory with ansible-core's InventoryManager.
+
+    Raises OpsplayError (one line: the file and Ansible's reason) when a source cannot be
+    parsed."""
+    sources = inventory_sources(env_dir)
+    if not sources:
+        return Inventory(sources=(), groups={})
+    from ansible.errors import AnsibleError
+    from ansible.inventory import manager as ansible_manager
+    from ansible.parsing.dataloader import DataLoader
+
+    recorder = _FailureRecorder()
+    with _RESOLVING:
+        _load_collections()
+        real_display = ansible_manager.display
+        ansible_manager.display = recorder  # type: ignore[assignment]
+        try:
+            inventory = ansible_manager.InventoryManager(
+                loader=DataLoader(), sources=[str(s) for s in sources], parse=False
+            )
+            for source in sources:
+                recorder.failures.clear()
+                try:
+                    parsed = inventory.parse_source(str(source))
+                except AnsibleError:  # "completely failed to parse" (any_unparsed_is_failed)
+                    parsed = False
+                if not parsed:
+                    raise OpsplayError(_failure_line(source, recorder.failures))
+            inventory._inventory.reconcile_inventory()
+        except OpsplayError:
+            raise
+        except Exception as exc:  # a plugin raising outside its parse(): still Ansible's reason
+            raise OpsplayError(f"cannot read inventory {env_dir}: {_first_line(exc)}") from None
+        finally:
+            ansible_manager.display = real_display
+    groups = {
+        name: frozenset(host.name for host in group.get_hosts())
+        for name, group in inventory.groups.items()
+    }
+    # groups without hosts (e.g. an empty 'ungrouped') say nothing about what a run targets
+    groups = {name: hosts for name, hosts in groups.items() if hosts or name == "all"}
+    return Inventory(sources=tuple(sources), groups=groups)
+
+
+def _load_collections() -> None:
+    """Let ansible-core load plugins from collections (ansible.builtin.constructed, a cloud
+    plugin) in this process, as its own CLIs do at start-up; once per process."""
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        from ansible.plugins.loader import init_plugin_loader
+
+        init_plugin_loader()
+
+
+class _FailureRecorder:
+    """Stands in for ansible-core's display in the inventory manager: keeps each plugin's
+    failure (Ansible would print them as warnings) and says nothing else."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, BaseException]] = []
+
+    def error_as_warning(self, msg: str, exception: BaseException, **_: Any) -> None:
+        self.failures.append((msg, exception))
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+# Plugins that try every file and say only that it is not theirs: their reasons come last.
+_GENERIC = re.compile(
+    r"(does not have a valid extension|not a valid|expected file extension)", re.I
+)
+
+
+def _failure_line(source: Path, failures: list[tuple[str, BaseException]]) -> str:
+    if not failures:
+        return f"malformed inventory {source}: no enabled inventory plugin accepts this file"
+    reasons = [_first_line(exc) for _, exc in failures]
+    reasons.sort(key=lambda reason: bool(_GENERIC.search(reason)))
+    return f"malformed inventory {source}: {reasons[0]}"
+
+
+def _first_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
