@@ -1,0 +1,382 @@
+"""plugins/modules/pg_backup_dump.py through main(): what a backup run leaves on disk (archive,
+checksum, manifest, nothing else), what it refuses, what a failed dump leaves (nothing of it,
+earlier backups untouched), reuse of fresh backups, row counts in pg_dump's snapshot, and
+age-encrypted dumps that are never written in plaintext.
+
+pg_dump, pg_dumpall and pg_restore are recording stand-ins (the module's bin_dir option) and
+psycopg2 a recorded fake (tests/unit/pg_backup_fakes.py): there is no PostgreSQL server here.
+molecule/pg_backup and molecule/pg_backup_encryption prove the real thing. age is real."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+
+import pytest
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import BackupError
+from ansible_collections.opsplay.ops.plugins.modules import pg_backup_dump as module
+
+from .pg_backup_fakes import (
+    FakeError,
+    FakeModule,
+    FakeServer,
+    age_decrypt,
+    age_key,
+    calls,
+    fake_psycopg2,
+    fake_tools,
+    host_params,
+    manifest_of,
+    needs_age,
+    run,
+    write_backup,
+)
+
+SNAPSHOT = "00000003-0000001B-1"
+
+
+def answers(databases=("app", "shop"), counts=(("public.orders", 42),), fail_counting=None):
+    def answer(sql, args, conn):
+        if sql == "SHOW server_version":
+            return [("15.8",)]
+        if "FROM pg_database" in sql:
+            return [(d,) for d in databases]
+        if sql.startswith("SELECT set_config"):
+            return [("60s",)]
+        if sql == "SELECT pg_export_snapshot()":
+            return [(SNAPSHOT,)]
+        if sql.startswith("SELECT count"):
+            if fail_counting:
+                raise FakeError(fail_counting)
+            return list(counts)
+        raise AssertionError(sql)
+
+    return answer
+
+
+@pytest.fixture
+def server(monkeypatch):
+    server = FakeServer(answers())
+    fake_psycopg2(monkeypatch, server)
+    return server
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "backups"
+
+
+@pytest.fixture
+def bin_dir(tmp_path):
+    return fake_tools(tmp_path / "bin")
+
+
+def args(root, bin_dir, **extra):
+    return {"backup_dir": str(root), "bin_dir": str(bin_dir), **extra}
+
+
+def files(folder):
+    return sorted(os.listdir(folder)) if folder.is_dir() else []
+
+
+def whole(folder, name):
+    """The backup name in folder: its three parts, the checksum file matching the archive."""
+    archive = folder / name
+    assert files(folder) == sorted([name, name + ".json", name + ".sha256"])
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert (folder / (name + ".sha256")).read_text() == f"{digest}  {name}\n"
+    return manifest_of(archive)
+
+
+# -- a backup run ---------------------------------------------------------------------------------
+
+
+def test_a_run_dumps_the_globals_then_each_database_manifest_last(root, bin_dir, server):
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], compress="zstd:3"))
+    assert rc == 0, result
+    assert result["changed"] is True
+    globals_name, shop_name = (b["name"] for b in result["backups"])
+    assert result["msg"] == f"backed up: {globals_name}, {shop_name}; reused fresh backups: none"
+    assert globals_name.startswith("_globals_") and globals_name.endswith(".sql")
+    assert shop_name.startswith("shop_") and shop_name.endswith(".dump")
+    assert files(root) == ["_globals", "shop"]  # never app, not asked for
+    manifest = whole(root / "shop", shop_name)
+    data = (root / "shop" / shop_name).read_bytes()
+    assert data == b"PGDMP dump of shop END"
+    assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
+    assert manifest["size_bytes"] == len(data)
+    assert (manifest["format"], manifest["compress"], manifest["server_version"]) == (
+        "custom",
+        "zstd:3",
+        "15.8",
+    )
+    assert manifest["verified"]["ok"] is True and manifest["row_counts"] is None
+    assert manifest["started"] <= manifest["ended"]
+    assert "encryption" not in manifest
+    assert whole(root / "_globals", globals_name)["format"] == "sql"
+    (dump,) = calls(bin_dir, "pg_dump")
+    out = dump[dump.index("--file") + 1]
+    assert out == str(root / "shop" / f".{shop_name}.tmp")  # hidden until verified
+    assert dump[:6] == ["--format", "custom", "--lock-wait-timeout", "60s", "--no-password",
+                        "--compress"]  # fmt: skip
+    assert dump[-2:] == ["--dbname", "shop"]
+    # read whole under its temporary name, before it gets its final one
+    assert calls(bin_dir, "pg_restore") == [["--file", os.devnull, out]]
+    assert server.conns and all(conn.closed for conn in server.conns)
+
+
+def test_check_mode_writes_nothing(root, bin_dir, server):
+    rc, result = run(module, args(root, bin_dir), check_mode=True)
+    assert rc == 0
+    assert result["changed"] is True
+    assert result["backups"] == [{"database": d, "name": None} for d in ("_globals", "app", "shop")]
+    assert not root.exists()
+    assert calls(bin_dir, "pg_dump") == []
+
+
+def test_a_directory_format_dump_is_checksummed_file_by_file(root, bin_dir, server):
+    rc, result = run(
+        module, args(root, bin_dir, databases=["shop"], globals=False, format="directory", jobs=3)
+    )
+    assert rc == 0, result
+    (backup,) = result["backups"]
+    archive = root / "shop" / backup["name"]
+    assert backup["name"].endswith(".dir") and archive.is_dir()
+    sums = (root / "shop" / (backup["name"] + ".sha256")).read_text()
+    assert sums.splitlines() == sorted(
+        f"{hashlib.sha256((archive / part).read_bytes()).hexdigest()}  {backup['name']}/{part}"
+        for part in os.listdir(archive)
+    )
+    assert manifest_of(archive)["sha256"] == hashlib.sha256(sums.encode()).hexdigest()
+    dump = calls(bin_dir, "pg_dump")[0]
+    assert dump[dump.index("--jobs") + 1] == "3"
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("databases", "message"),
+    [
+        (["nope"], "database nope does not exist"),
+        (["nope", "shop", "gone"], "databases nope, gone do not exist"),
+    ],
+)
+def test_databases_that_do_not_exist_are_refused_before_anything_is_written(
+    root, bin_dir, server, databases, message
+):
+    rc, result = run(module, args(root, bin_dir, databases=databases))
+    assert (rc, result["msg"]) == (1, message)
+    assert not root.exists()
+
+
+def test_database_names_unusable_as_directories_are_refused(root, bin_dir, monkeypatch):
+    fake_psycopg2(monkeypatch, FakeServer(answers(databases=("shop", ".hidden", "a/b"))))
+    rc, result = run(module, args(root, bin_dir))
+    assert (rc, result["msg"]) == (1, "database names unusable as directory names: .hidden, a/b")
+    assert not root.exists()
+
+
+def test_an_unreachable_server_is_one_line(root, bin_dir, monkeypatch):
+    from .pg_backup_fakes import FakeOperationalError
+
+    fake_psycopg2(
+        monkeypatch, FakeServer(connect_error=FakeOperationalError("connection refused\nmore"))
+    )
+    rc, result = run(module, args(root, bin_dir))
+    assert (rc, result["msg"]) == (
+        1,
+        "PostgreSQL server not reachable at /var/run/postgresql:5432: connection refused",
+    )
+
+
+# -- failures leave nothing of the failed dump ----------------------------------------------------
+
+
+def test_a_failed_dump_leaves_nothing_of_it_and_names_what_completed(
+    root, bin_dir, server, monkeypatch
+):
+    earlier = write_backup(root, "shop", "20261129T020000Z", b"PGDMP dump of shop END")
+    monkeypatch.setenv("FAKE_PG_DUMP_ERROR", "pg_dump: error: query failed: ERROR:  boom")
+    monkeypatch.setenv("FAKE_PG_DUMP_FAILING", "shop")
+    rc, result = run(module, args(root, bin_dir))  # _globals, app, then shop
+    assert rc == 1
+    done = [n for n in files(root / "_globals") + files(root / "app") if n[-4:] in (".sql", "dump")]
+    assert result["msg"] == (
+        "backup of database shop failed: pg_dump: query failed: ERROR:  boom; no backup written, "
+        f"earlier backups untouched (completed before the failure: {', '.join(done)})"
+    )
+    # nothing of the failed dump, not even a temporary file; the earlier backup as it was
+    assert files(root / "shop") == sorted(
+        [earlier.name, earlier.name + ".json", earlier.name + ".sha256"]
+    )
+    assert earlier.read_bytes() == b"PGDMP dump of shop END"
+
+
+def test_an_archive_failing_verification_is_removed_and_named(root, bin_dir, server, monkeypatch):
+    monkeypatch.setenv("FAKE_PG_RESTORE_ERROR", "pg_restore: error: could not read from input")
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
+    assert rc == 1
+    assert result["msg"] == (
+        "backup of database shop failed: the new archive failed verification: unreadable "
+        "archive (could not read from input); no backup written, earlier backups untouched"
+    )
+    assert files(root / "shop") == []
+
+
+def test_an_archive_cut_short_by_a_full_disk_says_so(root, bin_dir, server, monkeypatch):
+    """A full disk is simulated by the free space the module reads (no small tmpfs here)."""
+    monkeypatch.setenv("FAKE_PG_RESTORE_ERROR", "pg_restore: error: could not read from input")
+    monkeypatch.setattr(module, "free_bytes", lambda folder: 8192)
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
+    assert rc == 1
+    assert (
+        f"failed: disk full on {root / 'shop'} (8192 bytes free); the new archive was cut "
+        in (result["msg"])
+    )
+    assert files(root / "shop") == []
+
+
+def test_a_write_error_is_worded_and_undone(root, bin_dir, server, monkeypatch):
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module, "commit_backup", full)
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
+    assert rc == 1
+    assert "disk full (No space left on device) while writing " in result["msg"]
+    assert files(root / "shop") == []
+
+
+def test_leftovers_of_an_interrupted_run_are_removed_and_reported(root, bin_dir, server):
+    folder = root / "shop"
+    folder.mkdir(parents=True)
+    for leftover in (".shop_20261101T000000Z.dump.tmp", "shop_20261101T000000Z.dump"):
+        (folder / leftover).write_text("x")
+    (folder / "notes.txt").write_text("the operator's")
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
+    assert rc == 0
+    assert sorted(result["leftovers_removed"]) == [
+        "shop/.shop_20261101T000000Z.dump.tmp",
+        "shop/shop_20261101T000000Z.dump",
+    ]
+    assert "notes.txt" in files(folder)
+    assert not any("20261101" in name for name in files(folder))
+
+
+# -- reuse, names, row counts ---------------------------------------------------------------------
+
+
+def test_a_fresh_backup_is_reused_only_as_configured(root, bin_dir, server, tmp_path):
+    base = args(root, bin_dir, databases=["shop"], globals=False, reuse_newer_than=3600)
+    rc, first = run(module, base)
+    name = first["backups"][0]["name"]
+    rc, second = run(module, base)
+    assert (rc, second["changed"], second["backups"]) == (0, False, [])
+    assert second["reused"] == [{"database": "shop", "name": name}]
+    assert second["msg"] == f"backed up: none; reused fresh backups: {name}"
+    assert len(calls(bin_dir, "pg_dump")) == 1
+    # an old one is not fresh
+    manifest = manifest_of(root / "shop" / name)
+    manifest["ended"] = "2026-01-01T00:00:00Z"
+    (root / "shop" / (name + ".json")).write_text(json.dumps(manifest))
+    dump = module.Dump(FakeModule(host_params(root, bin_dir, reuse_newer_than=3600)))
+    assert dump.fresh("shop") is None
+    # nor one made without the encryption now configured
+    manifest["ended"] = first["backups"][0] and manifest["started"]
+    (root / "shop" / (name + ".json")).write_text(json.dumps(manifest))
+    assert dump.fresh("shop") == name
+    encrypted = host_params(root, bin_dir, reuse_newer_than=3600, encryption="age",
+                            recipients=["age1x"])  # fmt: skip
+    assert module.Dump(FakeModule(encrypted)).fresh("shop") is None
+
+
+def test_a_name_already_taken_waits_for_the_next_second(root, monkeypatch):
+    folder = root / "shop"
+    folder.mkdir(parents=True)
+    first = datetime.datetime(2026, 11, 30, 2, 0, 0, tzinfo=datetime.UTC)
+    moments = iter([first, first, first + datetime.timedelta(seconds=1)])
+    monkeypatch.setattr(module, "now", lambda: next(moments))
+    slept = []
+    monkeypatch.setattr(module.time, "sleep", slept.append)
+    (folder / "shop_20261130T020000Z.dump.json").write_text("{}")  # taken by a backup
+    (folder / ".shop_20261130T020000Z.dump.tmp").touch()  # and a dump under way
+    dump = module.Dump(FakeModule(host_params(root, "")))
+    name, started = dump.new_name("shop", str(folder), ".dump")
+    assert name == "shop_20261130T020001Z.dump"
+    assert started == first + datetime.timedelta(seconds=1)
+    assert slept == [0.5, 0.5]
+
+
+def test_row_counts_are_taken_in_the_snapshot_pg_dump_uses(root, bin_dir, server):
+    query = "SELECT count(*) ..."
+    rc, result = run(
+        module, args(root, bin_dir, databases=["shop"], globals=False, row_counts_query=query)
+    )
+    assert rc == 0, result
+    manifest = manifest_of(root / "shop" / result["backups"][0]["name"])
+    assert manifest["row_counts"] == {"public.orders": 42}
+    dump = calls(bin_dir, "pg_dump")[0]
+    assert dump[dump.index("--snapshot") + 1] == SNAPSHOT
+    counting = next(c for c in server.conns if c.kwargs["dbname"] == "shop")
+    assert counting.session == {"isolation_level": "REPEATABLE READ", "readonly": True}
+    assert counting.log[0] == ("SELECT set_config('lock_timeout', %s, true)", ("60s",))
+    assert counting.rollbacks == 1 and counting.closed  # held until pg_dump is done
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            "canceling statement due to lock timeout\nCONTEXT: x",
+            "lock wait timeout (60s) counting rows: a table is locked",
+        ),
+        ('relation "x" does not exist', 'counting rows: relation "x" does not exist'),
+    ],
+)
+def test_counting_rows_failures_are_one_line(root, bin_dir, monkeypatch, error, message):
+    server = FakeServer(answers(fail_counting=error))
+    fake_psycopg2(monkeypatch, server)
+    dump = module.Dump(FakeModule(host_params(root, bin_dir, row_counts_query="SELECT count")))
+    with pytest.raises(BackupError) as failed:
+        dump.count_rows("shop")
+    assert str(failed.value) == message
+    assert server.conns[0].closed
+
+
+# -- encrypted ------------------------------------------------------------------------------------
+
+
+@needs_age
+def test_an_encrypted_backup_is_age_all_the_way_and_read_whole_on_the_way(root, bin_dir, server,
+                                                                          tmp_path):  # fmt: skip
+    key, _, recipient = age_key(tmp_path)
+    rc, result = run(
+        module, args(root, bin_dir, databases=["shop"], encryption="age", recipients=[recipient])
+    )
+    assert rc == 0, result
+    globals_name, shop_name = (b["name"] for b in result["backups"])
+    assert globals_name.endswith(".sql.age") and shop_name.endswith(".dump.age")
+    manifest = whole(root / "shop", shop_name)
+    assert (manifest["encryption"], manifest["recipients"]) == ("age", [recipient])
+    assert age_decrypt(root / "shop" / shop_name, key) == b"PGDMP dump of shop END"
+    assert b"cluster dump complete" in age_decrypt(root / "_globals" / globals_name, key)
+    assert b"PGDMP" not in (root / "shop" / shop_name).read_bytes()
+    # pg_restore read the plaintext from its stdin: no path to a plaintext file
+    assert calls(bin_dir, "pg_restore") == [["--file", os.devnull]]
+    dump = calls(bin_dir, "pg_dump")[0]
+    assert "--file" not in dump
+
+
+@needs_age
+def test_an_unusable_recipient_is_refused_before_connecting(root, bin_dir, monkeypatch):
+    server = FakeServer(answers())
+    fake_psycopg2(monkeypatch, server)
+    rc, result = run(module, args(root, bin_dir, encryption="age", recipients=["age1nope"]))
+    assert rc == 1
+    assert result["msg"].startswith("backup refused: unusable age recipient 'age1nope': ")
+    assert server.conns == [] and not root.exists()
