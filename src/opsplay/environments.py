@@ -10,9 +10,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsplay.content import source_checkout
 from opsplay.errors import OpsplayError
+
+if TYPE_CHECKING:
+    from opsplay.inventory import Inventory
 
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -43,10 +47,22 @@ class Environment:
     sources: tuple[Path, ...] = ()
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
     host_groups: dict[str, set[str]] = field(default_factory=dict)
+    inventory: Inventory | None = field(default=None, repr=False, compare=False)
 
     @property
     def hosts(self) -> list[str]:
         return sorted(self.host_groups)
+
+    def check_limit(self, limit: str | None) -> None:
+        """Refuse a ``--limit`` that selects no host of this environment (bad input), where
+        ansible-playbook would only say so after starting, in its own words."""
+        if not limit or self.inventory is None or self.inventory.matching(limit):
+            return
+        groups = ", ".join(sorted(g for g in self.groups if g not in ("all", "ungrouped")))
+        raise OpsplayError(
+            f"--limit '{limit}' matches no host of environment '{self.name}' "
+            f"(its groups: {groups or 'none'}; opsplay hosts --env {self.name} lists its hosts)"
+        )
 
 
 def list_environments(root: Path) -> list[Environment]:
@@ -68,7 +84,11 @@ def load_environment(root: Path, name: str, *, require_hosts: bool = True) -> En
         raise OpsplayError(f"unknown environment '{name}' in {root} (known: {known})")
     inventory = resolve(path)
     env = Environment(
-        name=name, path=path, sources=inventory.sources, groups=dict(inventory.groups)
+        name=name,
+        path=path,
+        sources=inventory.sources,
+        groups=dict(inventory.groups),
+        inventory=inventory,
     )
     env.host_groups = inventory.host_groups()
     if require_hosts and not inventory.sources:

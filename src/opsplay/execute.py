@@ -23,12 +23,14 @@ from opsplay.procedures import Playbook
 from opsplay.settings import Settings
 from opsplay.state import History, RunRecord, private_dir
 from opsplay.strategy import choose
+from opsplay.tags import check_tags
 
 
 def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) -> int:
     """A procedure or schedule: guard, lock, the recorded run, notification, recap."""
     assert options.env is not None
     env = load_environment(settings.inventories(), options.env)
+    check_selection(env, options)
     confirm_run(env, book, what, check=options.check, yes=options.yes)
     state_dir = private_dir(settings.state())
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
@@ -52,6 +54,13 @@ def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) 
     if book.opens_window and not options.check:
         warn_windows_left(record, env.name)
     return int(record.exit_code or 0)
+
+
+def check_selection(env: Environment, options: RunOptions) -> None:
+    """Bad input before anything starts: a --limit matching no host, a tag no task has."""
+    env.check_limit(options.limit)
+    check_tags("--tags", options.tags, content.content_root())
+    check_tags("--skip-tags", options.skip_tags, content.content_root())
 
 
 def warn_windows_left(record: RunRecord, env: str) -> None:
@@ -144,6 +153,7 @@ def run_query(
         vault_password_file=vault_password_file,
         extravars=dict(extravars or {}),
     )
+    check_selection(env, options)
     playbook = playbooks_dir() / "queries" / f"{query}.yml"
     record, run_file = run_recorded(
         settings, env, playbook, query, options, run_file_var=run_file_var, quiet=True
@@ -237,9 +247,11 @@ def run_recorded(
         record.status, record.rc = result.status, result.rc
         record.exit_code = int(result.exit_code)
         record.artifacts = str(result.artifacts)
-        problem = _bad_input(result, progress, options)
+        problem, code = _bad_input(result, progress, options), ExitCode.USAGE
+        if not problem:
+            problem, code = _ansible_error(result)
         if problem:
-            record.exit_code = int(ExitCode.USAGE)
+            record.exit_code = int(code)
     finally:
         record.duration = round(time.time() - record.started, 2)
         record.hosts = progress.host_results()
@@ -247,7 +259,7 @@ def run_recorded(
         history.save(record)
         history.rotate()
     if problem:
-        raise OpsplayError(problem, ExitCode.USAGE)
+        raise OpsplayError(problem, code)
     return record, run_file
 
 
@@ -273,6 +285,23 @@ def _bad_input(result: runner.RunResult, progress: Progress, options: RunOptions
         if row["failed"] or row["unreachable"]
     }
     return bad_input(failures, given_vars(options.extravars, options.extravar_files))
+
+
+# Ansible's reasons that are the caller's input: a vault it cannot open (no password given,
+# a wrong one, a vault ID with no secret).
+_INPUT_REASONS = ("vault", "decrypt")
+
+
+def _ansible_error(result: runner.RunResult) -> tuple[str | None, ExitCode]:
+    """ansible-playbook's reason, in one line, when it failed before or outside a task: bad
+    input (exit 2) for the vault, else an error (exit 1: a syntax error, a missing role or
+    collection)."""
+    reason = result.ansible_error()
+    if reason is None:
+        return None, ExitCode.ERROR
+    if any(word in reason.lower() for word in _INPUT_REASONS):
+        return f"ansible-playbook: {reason}", ExitCode.USAGE
+    return f"ansible-playbook: {reason}", ExitCode.ERROR
 
 
 def _path(value: str | None) -> Path | None:

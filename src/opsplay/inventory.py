@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from opsplay.errors import OpsplayError
 OPSPLAY_FILES = frozenset({"schedule.yml", "schedule.yaml"})
 
 # ansible-core's module-level display is swapped while one thread resolves an inventory.
-_RESOLVING = threading.Lock()
+_RESOLVING = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,23 @@ class Inventory:
 
     sources: tuple[Path, ...]
     groups: dict[str, frozenset[str]]
+    _manager: Any = field(default=None, repr=False, compare=False)
 
     @property
     def hosts(self) -> list[str]:
         return sorted(self.groups.get("all", frozenset()))
+
+    def matching(self, pattern: str) -> list[str]:
+        """The hosts an Ansible host pattern (``--limit``: groups, globs, ``!``, ``&``,
+        ``@file``) selects, by ansible-core's own matching."""
+        if self._manager is None:
+            return []
+        with _quiet_manager():
+            self._manager.subset(pattern)
+            try:
+                return sorted(host.name for host in self._manager.get_hosts("all"))
+            finally:
+                self._manager.subset(None)
 
     def host_groups(self) -> dict[str, set[str]]:
         """Each host with the groups it is in (``all`` included)."""
@@ -76,11 +91,8 @@ def resolve(env_dir: Path) -> Inventory:
     from ansible.inventory import manager as ansible_manager
     from ansible.parsing.dataloader import DataLoader
 
-    recorder = _FailureRecorder()
-    with _RESOLVING:
+    with _quiet_manager() as recorder:
         _load_collections()
-        real_display = ansible_manager.display
-        ansible_manager.display = recorder  # type: ignore[assignment]
         try:
             inventory = ansible_manager.InventoryManager(
                 loader=DataLoader(), sources=[str(s) for s in sources], parse=False
@@ -98,15 +110,29 @@ def resolve(env_dir: Path) -> Inventory:
             raise
         except Exception as exc:  # a plugin raising outside its parse(): still Ansible's reason
             raise OpsplayError(f"cannot read inventory {env_dir}: {_first_line(exc)}") from None
-        finally:
-            ansible_manager.display = real_display
     groups = {
         name: frozenset(host.name for host in group.get_hosts())
         for name, group in inventory.groups.items()
     }
     # groups without hosts (e.g. an empty 'ungrouped') say nothing about what a run targets
     groups = {name: hosts for name, hosts in groups.items() if hosts or name == "all"}
-    return Inventory(sources=tuple(sources), groups=groups)
+    return Inventory(sources=tuple(sources), groups=groups, _manager=inventory)
+
+
+@contextmanager
+def _quiet_manager() -> Iterator[_FailureRecorder]:
+    """One thread at a time, ansible-core's inventory manager talks to a recorder instead of
+    the terminal (its warnings are either failures opsplay reports in one line, or noise)."""
+    from ansible.inventory import manager as ansible_manager
+
+    recorder = _FailureRecorder()
+    with _RESOLVING:
+        real_display = ansible_manager.display
+        ansible_manager.display = recorder  # type: ignore[assignment]
+        try:
+            yield recorder
+        finally:
+            ansible_manager.display = real_display
 
 
 def _load_collections() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -26,6 +27,7 @@ from opsplay.errors import ExitCode
 from opsplay.strategy import Strategy
 
 EventHandler = Callable[[dict[str, Any]], None]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -56,6 +58,21 @@ class RunResult:
     rc: int
     stats: dict[str, Any] | None
     artifacts: Path
+
+    def ansible_error(self) -> str | None:
+        """ansible-playbook's own reason when it stopped before or outside a task (no play
+        ran, so no stats): the first line of its first ``[ERROR]``, colours removed."""
+        if self.status == "successful" or self.stats is not None:
+            return None
+        try:
+            text = (self.artifacts / "stdout").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        for line in _ANSI.sub("", text).splitlines():
+            if line.startswith(("[ERROR]:", "ERROR!")):
+                reason = line.split(":", 1)[1] if line.startswith("[") else line[6:]
+                return reason.strip() or None
+        return None
 
     @property
     def exit_code(self) -> ExitCode:
