@@ -18,6 +18,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
+LISTS_LOCK = "/var/lib/apt/lists/lock"
 DPKG_UPDATES = "/var/lib/dpkg/updates"
 REBOOT_REQUIRED = "/var/run/reboot-required"
 # Mapped files under these prefixes that were replaced on disk mean the process runs old code.
@@ -42,15 +43,38 @@ def lock_holder(path: str) -> bool:
         os.close(fd)
 
 
-def wait_for_dpkg_lock(timeout: int) -> float:
-    """Wait until no process holds the dpkg locks; return the seconds waited."""
+def wait_for_locks(paths, timeout: int, what: str = "the dpkg lock") -> float:
+    """Wait until no process holds any of ``paths``; return the seconds waited."""
     start = time.monotonic()
-    while any(lock_holder(path) for path in DPKG_LOCKS):
+    while any(lock_holder(path) for path in paths):
         waited = time.monotonic() - start
         if waited >= timeout:
-            raise TimeoutError(f"the dpkg lock is still held after {timeout} s")
+            raise TimeoutError(f"{what} is still held after {timeout} s")
         time.sleep(1)
     return round(time.monotonic() - start, 1)
+
+
+def wait_for_dpkg_lock(timeout: int) -> float:
+    """Wait until no process holds the dpkg locks; return the seconds waited."""
+    return wait_for_locks(DPKG_LOCKS, timeout)
+
+
+def refresh_lists(timeout: int) -> float:
+    """Refresh the package lists as ansible.builtin.apt's update_cache does (python3-apt's
+    Cache.update: any list that cannot be fetched fails); return the seconds waited for the
+    lists lock. The lists are a cache: this changes no installed package."""
+    waited = wait_for_locks((LISTS_LOCK,), timeout, "the apt lists lock")
+    try:
+        import apt  # python3-apt, as for the plan
+    except ImportError as exc:
+        raise RuntimeError(
+            "python3-apt is not installed on the host (apt install python3-apt)"
+        ) from exc
+    try:
+        apt.Cache().update()
+    except (apt.cache.FetchFailedException, apt.cache.LockFailedException, SystemError) as exc:
+        raise RuntimeError(f"refreshing the package lists failed: {exc}") from exc
+    return waited
 
 
 def interrupted_packages() -> list[str]:
@@ -255,23 +279,52 @@ def plan(module: AnsibleModule) -> dict:
     }
 
 
+def needs_action(planned: dict, restart_services: bool, reboot: bool) -> bool:
+    """Whether the role has work after the plan: an upgrade, a restart of services running
+    replaced libraries (when allowed), a reboot an upgrade asked for (when allowed)."""
+    return bool(
+        planned["upgrades"]
+        or (restart_services and planned["restart"])
+        or (reboot and planned["reboot_required"])
+    )
+
+
+def prepare(module: AnsibleModule) -> dict:
+    """recover, refresh the lists (``refresh_lists``), plan: one call before the upgrade."""
+    recovered = recover(module)
+    if module.params["refresh_lists"]:
+        recovered["waited"] += refresh_lists(module.params["lock_timeout"])
+    planned = plan(module)
+    planned.update(recovered)
+    planned["act"] = needs_action(
+        planned, module.params["restart_services"], module.params["reboot"]
+    )
+    return planned
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "action": {"type": "str", "required": True, "choices": ["recover", "plan"]},
+            "action": {
+                "type": "str",
+                "required": True,
+                "choices": ["prepare", "recover", "plan"],
+            },
             "mode": {"type": "str", "default": "security", "choices": ["security", "all"]},
             "security_origins": {"type": "list", "elements": "dict", "default": []},
             "hold": {"type": "list", "elements": "str", "default": []},
             "lock_timeout": {"type": "int", "default": 300},
             "restart_exclude": {"type": "list", "elements": "str", "default": []},
+            "refresh_lists": {"type": "bool", "default": False},
+            "restart_services": {"type": "bool", "default": False},
+            "reboot": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
+    actions = {"prepare": prepare, "recover": recover, "plan": plan}
     try:
-        if module.params["action"] == "recover":
-            module.exit_json(**recover(module))
-        module.exit_json(**plan(module))
-    except TimeoutError as exc:
+        module.exit_json(**actions[module.params["action"]](module))
+    except (TimeoutError, RuntimeError) as exc:
         module.fail_json(msg=str(exc))
 
 

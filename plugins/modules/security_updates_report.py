@@ -61,10 +61,14 @@ def summary(report, before, reboot_allowed):
 
 
 def build(params, check):
-    """(report, record) from the registered results in ``params``."""
-    before, after = params["before"], params["after"] or {}
+    """(report, record) from the registered results in ``params``. The upgrade's results
+    (after, restarted, rebooted) count only when the plan had work (before.act): else the
+    upgrade tasks did not run and those variables, if any, are a previous run's."""
+    before = params["before"]
+    acted = before.get("act", True)
+    after = (params["after"] or {}) if acted else {}
     state = after if after.get("installed") is not None else before
-    restarted = restarted_services(params["restarted"] or {})
+    restarted = restarted_services((params["restarted"] or {}) if acted else {})
     outdated = [s for s in state["outdated_services"] if s not in restarted]
     recover = params["recover"] or {}
     report = {
@@ -79,7 +83,7 @@ def build(params, check):
         "lock_waited_seconds": recover.get("waited", 0),
         "reboot_required": state["reboot_required"],
         "reboot_packages": state["reboot_packages"],
-        "rebooted": bool((params["rebooted"] or {}).get("changed")),
+        "rebooted": acted and bool((params["rebooted"] or {}).get("changed")),
         "outdated_services": outdated,
         "restarted_services": restarted,
     }

@@ -122,3 +122,20 @@ def test_the_host_changed_only_when_something_was_done_to_it():
         params(before=plan(upgrades=[]), rebooted={"changed": True}), check=False
     )
     assert report.host_changed(rebooted) is True
+
+
+def test_a_previous_runs_upgrade_results_are_ignored_when_the_plan_had_nothing_to_do():
+    """upgrade.yml is one include skipped when the plan has nothing to do (act false): the
+    registered results of an earlier run of the role in the same play must not count."""
+    stale_after = plan(upgrades=[], installed={"openssl": "3.0.99", "bash": "5.2"})
+    got, _ = report.build(
+        params(
+            before=plan(upgrades=[], act=False),
+            after=stale_after,
+            restarted={"results": [{"item": "nginx.service", "changed": True}]},
+            rebooted={"changed": True, "rebooted": True},
+        ),
+        check=False,
+    )
+    assert got["upgraded"] == [] and got["restarted_services"] == [] and not got["rebooted"]
+    assert not report.host_changed(got)
