@@ -8,6 +8,7 @@ What it decides and does, its options and its results: log_rotation_plan.yml bes
 
 from __future__ import annotations
 
+import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -26,6 +27,21 @@ SCRIPT_DIRECTIVES = (
     "endscript",
 )
 BREAKERS = ("\n", "\r", "{", "}")
+# What every set starts from, under the role's log_rotation_* defaults (option defaults).
+BASE_DEFAULTS = {
+    "state": "present",
+    "preset": "app",
+    "paths": [],
+    "size": "",
+    "maxsize": "",
+    "minsize": "",
+    "su": "",
+    "copytruncate": False,
+    "sharedscripts": False,
+    "prerotate": "",
+    "postrotate": "",
+    "options": [],
+}
 
 
 def merge(sets, defaults, presets):
@@ -133,6 +149,23 @@ def problems(merged, presets):
     return unique
 
 
+def remove_absent(absent, directory, check):
+    """Remove DIRECTORY/NAME of every set declared absent (not in check mode): the names
+    removed (or that would be) and the diff of each, as ansible.builtin.file reports it."""
+    removed, diffs = [], []
+    for entry in absent:
+        path = os.path.join(directory, entry["name"])
+        if not os.path.lexists(path):
+            continue
+        if not check:
+            os.remove(path)
+        removed.append(entry["name"])
+        diffs.append(
+            {"before": {"path": path, "state": "file"}, "after": {"path": path, "state": "absent"}}
+        )
+    return removed, diffs
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -140,20 +173,32 @@ def main():
             "defaults": {"type": "dict", "required": True},
             "presets": {"type": "dict", "required": True},
             "disk_paths": {"type": "list", "elements": "path", "default": []},
+            "directory": {"type": "path", "default": "/etc/logrotate.d"},
         },
         supports_check_mode=True,
     )
     presets = module.params["presets"]
-    merged = merge(module.params["sets"], module.params["defaults"], presets)
+    defaults = {**BASE_DEFAULTS, **module.params["defaults"]}
+    merged = merge(module.params["sets"], defaults, presets)
     found = problems(merged, presets)
     if found:
         module.fail_json(msg="log_rotation_sets: " + "; ".join(found), problems=found)
-    module.exit_json(
-        changed=False,
-        present=[s for s in merged if s.get("state", "present") == "present"],
-        absent=[s for s in merged if s.get("state") == "absent"],
-        disk_before=disk_usage.filesystems(module.params["disk_paths"]),
-    )
+    disk_before = disk_usage.filesystems(module.params["disk_paths"])
+    absent = [s for s in merged if s.get("state") == "absent"]
+    try:
+        removed, diffs = remove_absent(absent, module.params["directory"], module.check_mode)
+    except OSError as exc:
+        module.fail_json(msg="cannot remove the log set %s: %s" % (exc.filename, exc.strerror))
+    result = {
+        "changed": bool(removed),
+        "present": [s for s in merged if s.get("state", "present") == "present"],
+        "absent": absent,
+        "removed": removed,
+        "disk_before": disk_before,
+    }
+    if module._diff:
+        result["diff"] = diffs
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

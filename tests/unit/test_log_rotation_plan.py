@@ -121,3 +121,37 @@ def test_existing_checks_still_apply():
         "log set name 'dup' is declared more than once",
         "log set 'empty' has no paths",
     ]
+
+
+def test_sets_declared_absent_are_removed_only_outside_check_mode(tmp_path):
+    (tmp_path / "legacy").write_text("/var/log/legacy.log {}\n")
+    (tmp_path / "keep").write_text("/var/log/keep.log {}\n")
+    absent = [{"name": "legacy"}, {"name": "never-installed"}]
+    removed, diffs = plan.remove_absent(absent, str(tmp_path), check=True)
+    assert removed == ["legacy"] and (tmp_path / "legacy").exists()
+    assert diffs == [
+        {
+            "before": {"path": str(tmp_path / "legacy"), "state": "file"},
+            "after": {"path": str(tmp_path / "legacy"), "state": "absent"},
+        }
+    ]
+    assert plan.remove_absent(absent, str(tmp_path), check=False)[0] == ["legacy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+    assert plan.remove_absent(absent, str(tmp_path), check=False) == ([], [])
+
+
+def test_the_base_defaults_complete_a_set_given_only_the_roles_variables():
+    role = {"frequency": "daily", "rotate": 30, "create": True}
+    merged = plan.merge(
+        [{"name": "app", "paths": ["/var/log/app.log"]}], {**plan.BASE_DEFAULTS, **role}, PRESETS
+    )
+    assert plan.problems(merged, PRESETS) == []
+    assert merged[0]["state"] == "present" and merged[0]["options"] == []
+    assert merged[0]["copytruncate"] is False and merged[0]["frequency"] == "daily"
+
+
+def test_the_check_script_survives_sh_c_quoting_and_validates_percent():
+    """roles/log_rotation/files/logrotate-check.sh goes to sh -c between single quotes and
+    through Python's % operator (the template task's validate): neither may appear in it."""
+    script = (Path(__file__).parents[2] / "roles/log_rotation/files/logrotate-check.sh").read_text()
+    assert "'" not in script and "%" not in script

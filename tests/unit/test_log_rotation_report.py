@@ -50,3 +50,31 @@ def test_filesystems_are_measured_once_each_and_missing_paths_skipped(tmp_path):
     (disk,) = found
     assert os.path.ismount(disk["mount"]) and str(tmp_path).startswith(disk["mount"])
     assert disk["used"] >= 0 and disk["free"] >= 0 and 0 <= disk["percent"] <= 100
+
+
+def test_rotate_now_only_when_forced_and_nothing_was_rejected():
+    """The skip condition of the former 'Rotate the managed log sets now' task."""
+    present = [{"name": "nginx"}, {"name": "app"}]
+    assert report.to_rotate(True, present, "/etc/logrotate.d", []) == [
+        "/etc/logrotate.d/nginx",
+        "/etc/logrotate.d/app",
+    ]
+    assert report.to_rotate(False, present, "/etc/logrotate.d", []) == []
+    assert report.to_rotate(True, present, "/etc/logrotate.d", ["log set 'app' rejected"]) == []
+    assert report.to_rotate(True, [], "/etc/logrotate.d", []) == []
+
+
+def test_a_failing_rotation_is_one_line_with_logrotates_last_words(tmp_path, monkeypatch):
+    """A real logrotate stand-in on PATH: exit status and the last stderr lines, not a traceback."""
+    fake = tmp_path / "logrotate"
+    fake.write_text(
+        '#!/bin/sh\necho "$@" > "$0.args"\necho \'error: stat of x failed\' >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert report.rotate(["/etc/logrotate.d/app"]) == (
+        "logrotate -f failed (exit 1): error: stat of x failed"
+    )
+    assert (tmp_path / "logrotate.args").read_text() == "-f /etc/logrotate.d/app\n"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    assert report.rotate(["/etc/logrotate.d/app"]) is None
