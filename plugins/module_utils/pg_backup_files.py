@@ -20,6 +20,7 @@ from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import
     archive_files,
     sha256_file,
 )
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_gfs import gfs
 
 EXTENSIONS = {"custom": ".dump", "directory": ".dir", "sql": ".sql"}
 
@@ -113,6 +114,24 @@ def prune(delete, check_mode):
             remove(m["path"] + ".sha256")
             remove(m["path"])
     return [m["name"] for m in delete]
+
+
+KEEP = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
+
+
+def retention(params, check_mode):
+    """(changed, result) of the GFS retention of params["backup_dir"] (databases, keep_*,
+    not_good: names not to count as good); bad backups are never deleted."""
+    keep = {k: params[k] for k in KEEP}
+    delete, kept = gfs(
+        manifests(params["backup_dir"], params["databases"]), keep, set(params["not_good"])
+    )
+    names = prune(delete, check_mode)
+    return bool(names), {
+        "deleted": names,
+        "kept": kept,
+        "msg": ("would delete: " if check_mode else "deleted: ") + (", ".join(names) or "nothing"),
+    }
 
 
 def clean_leftovers(folder, database, check_mode):

@@ -17,12 +17,14 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import
     BackupError,
     describe_os_error,
     manifests,
+    save_manifest,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import (
     GLOBALS_TRAILER,
     Tools,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.postgres import connect_kwargs
+from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import iso, now
 
 # The options every database-host module of pg_backup takes (the role's module_defaults) ...
 HOST_OPTIONS = dict(
@@ -90,6 +92,45 @@ class BackupHost(Tools):
         finally:
             conn.close()
         return version, databases
+
+    def verify_backups(self, databases, names=()):
+        """Checksum, then read whole, every backup of databases (or only those named): the
+        result is recorded in each manifest whose verification changed (not in check mode)."""
+        wanted = set(names)
+        results = []
+        for manifest in self.manifests(databases):
+            if wanted and manifest["name"] not in wanted:
+                continue
+            problem = self.check_archive(manifest)
+            ok = not problem
+            results.append(
+                {
+                    "name": manifest["name"],
+                    "database": manifest.get("database"),
+                    "ok": ok,
+                    "problem": problem,
+                }
+            )
+            recorded = manifest.get("verified", {})
+            if "unreadable" not in manifest and (
+                recorded.get("ok") is not ok or recorded.get("problem", "") != problem
+            ):
+                self.changed = True
+                if not self.module.check_mode:
+                    manifest["verified"] = {"ok": ok, "at": iso(now()), "problem": problem}
+                    save_manifest(manifest)
+        missing = wanted - {r["name"] for r in results}
+        for name in sorted(missing):
+            results.append(
+                {"name": name, "database": None, "ok": False, "problem": "no such backup"}
+            )
+        bad = [r for r in results if not r["ok"]]
+        return {
+            "verified": results,
+            "bad": bad,
+            "msg": "; ".join("backup %s is bad: %s" % (r["name"], r["problem"]) for r in bad)
+            or "%d backups verified" % len(results),
+        }
 
     def check_archive(self, manifest):
         """'' when the archive is complete and matches its checksum, else the problem."""

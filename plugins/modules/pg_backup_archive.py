@@ -27,51 +27,18 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_host import 
     BackupHost,
     run_module,
 )
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_report import summarize
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import (
     describe_tool_error,
 )
-from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import iso, now, parse_iso
+from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import iso, now
 
 
 class Archive(BackupHost):
     """The actions of the module on the backups under backup_dir."""
 
     def verify(self):
-        wanted = set(self.p["names"])
-        results = []
-        for manifest in self.manifests(self.p["databases"]):
-            if wanted and manifest["name"] not in wanted:
-                continue
-            problem = self.check_archive(manifest)
-            ok = not problem
-            results.append(
-                {
-                    "name": manifest["name"],
-                    "database": manifest.get("database"),
-                    "ok": ok,
-                    "problem": problem,
-                }
-            )
-            recorded = manifest.get("verified", {})
-            if "unreadable" not in manifest and (
-                recorded.get("ok") is not ok or recorded.get("problem", "") != problem
-            ):
-                self.changed = True
-                if not self.module.check_mode:
-                    manifest["verified"] = {"ok": ok, "at": iso(now()), "problem": problem}
-                    save_manifest(manifest)
-        missing = wanted - {r["name"] for r in results}
-        for name in sorted(missing):
-            results.append(
-                {"name": name, "database": None, "ok": False, "problem": "no such backup"}
-            )
-        bad = [r for r in results if not r["ok"]]
-        return {
-            "verified": results,
-            "bad": bad,
-            "msg": "; ".join("backup %s is bad: %s" % (r["name"], r["problem"]) for r in bad)
-            or "%d backups verified" % len(results),
-        }
+        return self.verify_backups(self.p["databases"], self.p["names"])
 
     def listing(self):
         backups = []
@@ -106,28 +73,11 @@ class Archive(BackupHost):
                     "recipients": m.get("recipients", []),
                 }
             )
-        newest, summary = {}, {}
-        for b in backups:
-            entry = summary.setdefault(b["database"], {"good": 0, "bad": 0})
-            entry["good" if b["good"] else "bad"] += 1
-            if b["good"]:
-                newest[b["database"]] = b
-                entry.update(
-                    last_success=int(parse_iso(b["ended"]).timestamp()),
-                    size_bytes=b["size_bytes"],
-                    duration_seconds=b["duration_seconds"],
-                )
-            test = b["restore_test"] or {}
-            if test.get("at") and test["at"] >= entry.get("restore_test_at", ""):
-                entry.update(
-                    restore_test_at=test["at"],
-                    restore_test_ok=bool(test.get("ok")),
-                    restore_test_timestamp=int(parse_iso(test["at"]).timestamp()),
-                )
+        newest = {b["database"]: b for b in backups if b["good"]}
         return {
             "backups": backups,
             "newest_good": newest,
-            "summary": summary,
+            "summary": summarize(backups),
             "msg": "%d backups" % len(backups),
         }
 

@@ -29,16 +29,19 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_age import (
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import (
     EXTENSIONS,
+    KEEP,
     BackupError,
     checksum_lines,
     clean_leftovers,
     commit_backup,
     describe_os_error,
     prepare_dir,
+    retention,
     undo_backup,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_host import (
     HOST_OPTIONS,
+    IDENTITY_OPTIONS,
     BackupHost,
     run_module,
 )
@@ -52,6 +55,9 @@ from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import (
     parse_iso,
     stamp,
 )
+
+# What the backup host is told of each verified local backup (pg_backup_offsite's copies).
+OFFSITE_KEYS = ("name", "database", "sha256", "started", "format", "size_bytes")
 
 
 class Dump(BackupHost):
@@ -130,6 +136,27 @@ class Dump(BackupHost):
                 ", ".join(s["name"] for s in skipped) or "none",
             ),
         }
+
+    def backup_and_check(self):
+        """backup(), then (as asked) verify every existing backup, apply the retention when none
+        is bad, and list the verified backups for the off-host copy: one call per host."""
+        result = self.backup()
+        databases = self.p["databases"]
+        bad = []
+        if self.p["verify_existing"]:
+            result["verify"] = self.verify_backups(databases)
+            bad = result["verify"]["bad"]
+        if self.p["retention"] and not bad:
+            params = dict(self.p["retention"], backup_dir=self.root, databases=databases)
+            changed, result["retention"] = retention(
+                dict(params, not_good=[]), self.module.check_mode
+            )
+            self.changed = self.changed or changed
+        if self.p["offsite_candidates"]:
+            result["offsite_candidates"] = [
+                {k: m.get(k) for k in OFFSITE_KEYS} for m in self.manifests(databases) if is_good(m)
+            ]
+        return result
 
     def dump_one(self, database, folder, version, done):
         """dump(), its failure worded with what completed before it."""
@@ -306,11 +333,18 @@ def main():
             reuse_newer_than=dict(type="int", default=0),
             encryption=dict(type="str", default="none", choices=["none", "age"]),
             recipients=dict(type="list", elements="str", default=[]),
+            verify_existing=dict(type="bool", default=False),
+            retention=dict(
+                type="dict",
+                options={k: dict(type="int", required=True) for k in KEEP},
+            ),
+            offsite_candidates=dict(type="bool", default=False),
+            **IDENTITY_OPTIONS,
         ),
         supports_check_mode=True,
     )
     dump = Dump(module)
-    run_module(module, dump, dump.backup)
+    run_module(module, dump, dump.backup_and_check)
 
 
 if __name__ == "__main__":

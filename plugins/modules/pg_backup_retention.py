@@ -2,7 +2,7 @@
 # Managed by the opsplay `pg_backup` role.
 """Ansible module of the pg_backup role: grandfather-father-son pruning of the verified backups
 under backup_dir (the selection is module_utils/pg_backup_gfs.py; deleting, manifest first, is
-module_utils/pg_backup_files.py). Bad backups are never deleted and never counted."""
+module_utils/pg_backup_files.py retention()). Bad backups are never deleted and never counted."""
 
 from __future__ import annotations
 
@@ -12,26 +12,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import (
     BackupError,
     describe_os_error,
-    manifests,
-    prune,
+    retention,
 )
-from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_gfs import gfs
-
-KEEP = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
-
-
-def retention(params, check_mode):
-    """(changed, result) of applying the retention to params["backup_dir"]."""
-    keep = {k: params[k] for k in KEEP}
-    delete, kept = gfs(
-        manifests(params["backup_dir"], params["databases"]), keep, set(params["not_good"])
-    )
-    names = prune(delete, check_mode)
-    return bool(names), {
-        "deleted": names,
-        "kept": kept,
-        "msg": ("would delete: " if check_mode else "deleted: ") + (", ".join(names) or "nothing"),
-    }
 
 
 def main():
