@@ -50,7 +50,9 @@ def collections_path(state_dir: Path) -> Path:
     namespace, name = COLLECTION
     base = state_dir / "collections"
     parent = base / "ansible_collections" / namespace
-    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for directory in (base, base / "ansible_collections", parent):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        directory.chmod(0o700)  # each one, not only the last (mkdir(parents=True) would not)
     link, target = parent / name, str(content_root())
     if not (link.is_symlink() and os.readlink(link) == target):
         tmp = parent / f".{name}.{os.getpid()}.tmp"

@@ -28,9 +28,17 @@ def state_root(explicit: str | Path | None) -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it 0700."""
+    """Create ``path`` and every missing parent 0700, whatever the umask (``mkdir(parents=True)``
+    gives parents the umask's mode, e.g. 0755), and make ``path`` itself 0700."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        missing = []
+        for parent in (path, *path.parents):
+            if parent.is_dir():
+                break
+            missing.append(parent)
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            directory.chmod(0o700)
         path.chmod(0o700)
     except OSError as exc:
         raise OpsplayError(f"cannot use state directory {path}: {exc.strerror}") from None

@@ -85,7 +85,27 @@ def test_canaries_never_stored_or_printed(run_opsplay, secret_inventory):
         data = path.read_bytes()
         for canary in canaries:
             assert canary.encode() not in data, (canary, path)
+    assert_private(run_opsplay.state)
     run_ids = [p.name for p in (run_opsplay.state / "runs").iterdir()]
     assert len(run_ids) == 3
     for run_id in run_ids:  # per-run inputs removed (named after the run: other runs may go on)
         assert not list(Path("/dev/shm").glob(f"opsplay-{run_id}-*")), run_id
+
+
+def assert_private(state: Path) -> None:
+    """Every directory of the state 0700 (the state directory itself and the runs/, locks/,
+    collections/ parents too), every file 0600; the collection's link is a symlink."""
+    import stat
+
+    seen = {"dirs": 0, "files": 0}
+    for path in [state, *state.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        if stat.S_ISDIR(mode):
+            seen["dirs"] += 1
+            assert stat.S_IMODE(mode) == 0o700, (oct(stat.S_IMODE(mode)), path)
+        else:
+            seen["files"] += 1
+            assert stat.S_IMODE(mode) == 0o600, (oct(stat.S_IMODE(mode)), path)
+    assert seen["dirs"] > 10 and seen["files"] > 10, seen

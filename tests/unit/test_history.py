@@ -85,3 +85,22 @@ def test_record_files_are_private(tmp_path):
     run_dir = tmp_path / "runs" / record.id
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((run_dir / "run.json").stat().st_mode) == 0o600
+
+
+def test_private_dir_makes_every_missing_parent_0700(tmp_path):
+    import os
+    import stat
+
+    from opsplay.state import private_dir
+
+    old = os.umask(0o022)  # a usual umask: mkdir(parents=True) would leave parents 0755
+    try:
+        private_dir(tmp_path / "state" / "runs" / "20261130-lab")
+    finally:
+        os.umask(old)
+    for path in (
+        tmp_path / "state",
+        tmp_path / "state" / "runs",
+        tmp_path / "state" / "runs" / "20261130-lab",
+    ):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
