@@ -1,5 +1,6 @@
 """plugins/modules/security_updates_apt.py, action=recover: wait for dpkg's lock, finish an
-interrupted dpkg run, fail in one line when that does not work.
+interrupted dpkg run, fail in one line when that does not work; action=prepare: that, then
+refresh the package lists (python3-apt's Cache.update, a recorded stand-in here) and plan.
 
 The locks are real fcntl locks held by a real process on files in tmp_path. dpkg is replaced by
 a recorded fake on PATH (a script that logs its arguments, answers ``--audit`` from a state file
@@ -12,11 +13,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 from ansible_collections.opsplay.ops.plugins.modules import security_updates_apt as sua
 
 from .module_harness import run_main
+from .test_security_updates_apt_plan import ORIGINS, FakeApt, openssl_pkg
 
 AUDIT_HEAD = (
     "The following packages are only half configured, probably due to problems\n"
@@ -167,3 +170,103 @@ def test_a_held_dpkg_lock_is_waited_for_then_a_timeout_in_one_line(dpkg, tmp_pat
     assert rc == 1 and result["msg"] == "the dpkg lock is still held after 0 s"
     assert calls(log) == []  # dpkg is not asked anything while another apt/dpkg runs
     assert sua.lock_holder(str(tmp_path / "lock")) is False  # released with its process
+
+
+# --- action=prepare: recover, refresh the lists, plan, in one call --------------------------------
+
+
+class FakeAptCache(types.ModuleType):
+    """python3-apt's ``apt`` as refresh_lists uses it: Cache().update(), recorded; ``fails``
+    raises apt's FetchFailedException with that text, as an unreachable repository does."""
+
+    def __init__(self, fails=""):
+        super().__init__("apt")
+        self.updates = 0
+        fake = self
+
+        class FetchFailedException(Exception):
+            pass
+
+        class LockFailedException(Exception):
+            pass
+
+        class Cache:
+            def update(self):
+                fake.updates += 1
+                if fails:
+                    raise FetchFailedException(fails)
+
+        self.cache = types.SimpleNamespace(
+            FetchFailedException=FetchFailedException, LockFailedException=LockFailedException
+        )
+        self.Cache = Cache
+
+
+@pytest.fixture
+def prepared(dpkg, tmp_path, monkeypatch):
+    """A clean dpkg, the lists lock in tmp_path, an apt cache with one security upgrade."""
+    monkeypatch.setattr(sua, "LISTS_LOCK", str(tmp_path / "lists-lock"))
+    monkeypatch.setattr(sua, "REBOOT_REQUIRED", str(tmp_path / "reboot-required"))
+    monkeypatch.setattr(sua, "outdated_services", lambda: (["nginx.service"], []))
+    monkeypatch.setitem(sys.modules, "apt_pkg", FakeApt([openssl_pkg()]))
+    apt = FakeAptCache()
+    monkeypatch.setitem(sys.modules, "apt", apt)
+    return apt
+
+
+PREPARE = {"action": "prepare", "security_origins": ORIGINS, "lock_timeout": 0}
+
+
+def test_prepare_recovers_refreshes_and_plans_in_one_call(prepared, dpkg):
+    log, state = dpkg
+    state.write_text(" libssl3 half configured\n")
+    rc, result = run_main(sua, dict(PREPARE, refresh_lists=True))
+    assert rc == 0, result
+    assert result["recovered"] == ["libssl3"] and result["changed"] is True
+    assert prepared.updates == 1
+    assert result["install"] == ["openssl=3.0.11-1+deb12u1"]
+    assert result["act"] is True and result["waited"] == 0.0
+    assert calls(log)[1] == "--configure -a --force-confdef --force-confold"
+
+
+def test_prepare_does_not_refresh_unless_asked_and_says_when_there_is_no_work(prepared):
+    rc, result = run_main(sua, dict(PREPARE, mode="security", hold=["openssl"]))
+    assert rc == 0, result
+    assert prepared.updates == 0
+    assert result["held"] == ["openssl"] and result["upgrades"] == []
+    assert result["act"] is False  # nginx.service runs old libraries, but restarts are off
+    rc, result = run_main(sua, dict(PREPARE, hold=["openssl"], restart_services=True))
+    assert result["act"] is True and result["restart"] == ["nginx.service"]
+
+
+def test_lists_that_cannot_be_fetched_fail_in_one_line(prepared, monkeypatch):
+    monkeypatch.setitem(sys.modules, "apt", FakeAptCache("W:Failed to fetch http://deb/dists"))
+    rc, result = run_main(sua, dict(PREPARE, refresh_lists=True))
+    assert rc == 1
+    assert (
+        result["msg"] == "refreshing the package lists failed: W:Failed to fetch http://deb/dists"
+    )
+
+
+def test_a_held_lists_lock_fails_before_refreshing(prepared, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(tmp_path / "lists-lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        rc, result = run_main(sua, dict(PREPARE, refresh_lists=True))
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert rc == 1 and result["msg"] == "the apt lists lock is still held after 0 s"
+    assert prepared.updates == 0
+
+
+def test_without_python3_apt_refreshing_fails_in_one_line(prepared, monkeypatch):
+    monkeypatch.setitem(sys.modules, "apt", None)
+    rc, result = run_main(sua, dict(PREPARE, refresh_lists=True))
+    assert rc == 1
+    assert result["msg"] == "python3-apt is not installed on the host (apt install python3-apt)"
