@@ -75,8 +75,9 @@ def test_a_whole_age_file_has_a_sound_structure_a_cut_one_does_not(tmp_path):
     empty = age_encrypt(b"", tmp_path / "empty.age", recipient)
     assert age.age_structure(str(empty)) == "incomplete age payload (truncated?)"
     whole = (tmp_path / "a100.age").read_bytes()
-    # a chunk cut to 10 bytes (less than its tag) and no chunk at all
-    for cut in (whole[:-106], whole[:-116]):
+    long = (tmp_path / f"a{200 * 1024}.age").read_bytes()  # 3 whole chunks and one of 8 KiB
+    # a chunk cut to 10 bytes (less than its tag), no chunk at all, a last chunk cut to 10 bytes
+    for cut in (whole[:-106], whole[:-116], long[: len(long) - (8 * 1024 + 16) + 10]):
         (tmp_path / "cut.age").write_bytes(cut)
         assert age.age_structure(str(tmp_path / "cut.age")) == (
             "incomplete age payload (truncated?)"
