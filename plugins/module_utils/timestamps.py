@@ -50,9 +50,10 @@ def parse_stamp(text: object) -> datetime.datetime:
     return _parse(text, STAMP)
 
 
-def epoch(text: object) -> int:
-    """Seconds since 1970 of an ISO timestamp (TimestampError on bad input)."""
-    return int(parse_iso(text).timestamp())
+def epoch(then: object) -> int:
+    """Seconds since 1970 of an ISO timestamp or a datetime (TimestampError on bad input)."""
+    moment = then if isinstance(then, datetime.datetime) else parse_iso(then)
+    return int(_utc(moment).timestamp())
 
 
 def age_seconds(then: object, at: datetime.datetime | None = None) -> int:

@@ -21,6 +21,7 @@ from ansible_collections.opsplay.ops.plugins.module_utils import backup_manifest
 from ansible_collections.opsplay.ops.plugins.module_utils.certificates import (
     CertificateError,
     days_left,
+    parse_time,
     read_certificate,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import (
@@ -50,12 +51,14 @@ def backups(backup_dir, at):
         result[name] = {
             "newest_verified": good["name"] if good else None,
             "newest_verified_age_seconds": age_seconds(good["ended"], at) if good else None,
+            "newest_verified_timestamp": epoch(good["ended"]) if good else None,
             "bad": sum(
                 1
                 for m in mine
                 if not backup_manifest.is_good(m) or backup_manifest.on_disk_problem(m)
             ),
             "last_restore_test_age_seconds": age_seconds(test["at_time"], at) if test else None,
+            "last_restore_test_timestamp": epoch(test["at_time"]) if test else None,
             "last_restore_test_ok": test["ok"] if test else None,
         }
     return result, None
@@ -71,7 +74,10 @@ def certificates(patterns, at):
         except CertificateError as exc:
             result[path] = {"error": str(exc)}
             continue
-        result[path] = {"days_left": days_left(not_after, at)}
+        result[path] = {
+            "days_left": days_left(not_after, at),
+            "not_after_timestamp": int(parse_time(not_after).timestamp()),
+        }
     return result
 
 
@@ -82,7 +88,9 @@ def read_record(path, at_epoch):
             data = json.load(handle)
         if not isinstance(data, dict):
             return None
-        data["recorded_age_seconds"] = int(at_epoch - os.stat(path).st_mtime)
+        recorded = os.stat(path).st_mtime
+        data["recorded_age_seconds"] = int(at_epoch - recorded)
+        data["recorded_timestamp"] = int(recorded)
         return data
     except (OSError, ValueError):
         return None

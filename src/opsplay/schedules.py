@@ -2,7 +2,9 @@
 
 Times come from ``inventories/ENV/schedule.yml`` (optional); the defaults are the runbooks'
 calendar. Each job runs ``opsplay maintenance SCHEDULE --env ENV --yes --json`` under ``flock -n``
-(on top of opsplay's own environment lock), appending to a log file. ``render`` is the single
+(on top of opsplay's own environment lock), appending to a log file. Next to them, a ``status``
+job refreshes ``opsplay status --env ENV`` (its Prometheus textfile) every few minutes (default
+15), under a lock of its own: read-only, it runs beside a window. ``render`` is the single
 source of what ``show`` prints and ``install`` writes.
 """
 
@@ -24,6 +26,7 @@ DEFAULT_TIMES = {
     "quarterly": "1 04:00",  # day 1 of January, April, July, October
 }
 QUARTER_MONTHS = (1, 4, 7, 10)
+STATUS_EVERY_MINUTES = 15  # the status refresh (metrics); 0 installs none
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _TIME = re.compile(r"^(?:(?P<day>[A-Za-z]{3}|[0-9]{1,2})\s+)?(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})$")
 MARKER = "# Managed by opsplay schedule install; changes are overwritten."
@@ -36,14 +39,19 @@ class When:
     weekday: str | None = None  # Mon..Sun (weekly)
     day: int | None = None  # day of month (monthly, quarterly)
     months: tuple[int, ...] = ()  # quarterly
+    every_minutes: int | None = None  # a refresh every N minutes (hour/minute unused)
 
     def cron(self) -> str:
+        if self.every_minutes:
+            return f"*/{self.every_minutes} * * * *"
         day = str(self.day) if self.day else "*"
         months = ",".join(map(str, self.months)) or "*"
         weekday = self.weekday.lower() if self.weekday else "*"
         return f"{self.minute} {self.hour} {day} {months} {weekday}"
 
     def on_calendar(self) -> str:
+        if self.every_minutes:
+            return f"*-*-* *:00/{self.every_minutes}:00"
         months = ",".join(f"{m:02d}" for m in self.months) or "*"
         day = f"{self.day:02d}" if self.day else "*"
         prefix = f"{self.weekday} " if self.weekday else ""
@@ -103,6 +111,7 @@ class Job:
     inventory_dir: Path
     state_dir: Path
     log_dir: Path
+    metrics_dir: Path | None = None  # OPSPLAY_METRICS_DIR of the installing user, if set
 
     @property
     def unit(self) -> str:
@@ -113,6 +122,9 @@ class Job:
         return self.log_dir / f"{self.env}-{self.schedule}.log"
 
     def argv(self) -> list[str]:
+        if self.schedule == "status":  # read-only: its own lock, so refreshes never pile up
+            lock = f"/run/lock/opsplay-{self.env}-status.lock"
+            return ["/usr/bin/flock", "-n", lock, self.opsplay, "status", "--env", self.env]
         lock = f"/run/lock/opsplay-{self.env}.lock"
         return [
             "/usr/bin/flock",
@@ -151,29 +163,44 @@ def _cron(jobs: list[Job]) -> str:
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         f"OPSPLAY_INVENTORY_DIR={first.inventory_dir}",
         f"OPSPLAY_STATE_DIR={first.state_dir}",
+        *([f"OPSPLAY_METRICS_DIR={first.metrics_dir}"] if first.metrics_dir else []),
     ]
     for job in jobs:
-        command = f"{shlex.join(job.argv())} >>{shlex.quote(str(job.log_file))} 2>&1"
+        log = shlex.quote(str(job.log_file))
+        # the status refresh logs only its errors (its table every few minutes would fill it)
+        out = f">/dev/null 2>>{log}" if job.schedule == "status" else f">>{log} 2>&1"
+        command = f"{shlex.join(job.argv())} {out}"
         lines.append(f"{job.when.cron()} root {command}")
     return "\n".join(lines) + "\n"
 
 
+def _description(job: Job) -> str:
+    if job.schedule == "status":
+        return f"opsplay status refresh (metrics) of {job.env}"
+    return f"opsplay maintenance {job.schedule} on {job.env}"
+
+
 def _service(job: Job) -> str:
+    metrics = f'Environment="OPSPLAY_METRICS_DIR={job.metrics_dir}"\n' if job.metrics_dir else ""
     return (
-        f"{MARKER}\n[Unit]\nDescription=opsplay maintenance {job.schedule} on {job.env}\n"
+        f"{MARKER}\n[Unit]\nDescription={_description(job)}\n"
         "Wants=network-online.target\nAfter=network-online.target\n\n"
         "[Service]\nType=oneshot\n"
         f'Environment="OPSPLAY_INVENTORY_DIR={job.inventory_dir}"\n'
         f'Environment="OPSPLAY_STATE_DIR={job.state_dir}"\n'
+        f"{metrics}"
         f"ExecStart={shlex.join(job.argv())}\n"
-        f"StandardOutput=append:{job.log_file}\nStandardError=append:{job.log_file}\n"
+        f"StandardOutput={'null' if job.schedule == 'status' else f'append:{job.log_file}'}\n"
+        f"StandardError=append:{job.log_file}\n"
     )
 
 
 def _timer(job: Job) -> str:
+    # a missed status refresh is not caught up at boot: the next one comes within minutes
+    persistent = "" if job.when.every_minutes else "Persistent=true\n"
     return (
-        f"{MARKER}\n[Unit]\nDescription=opsplay maintenance {job.schedule} on {job.env}\n\n"
-        f"[Timer]\nOnCalendar={job.when.on_calendar()}\nPersistent=true\n"
+        f"{MARKER}\n[Unit]\nDescription={_description(job)}\n\n"
+        f"[Timer]\nOnCalendar={job.when.on_calendar()}\n{persistent}"
         f"Unit={job.unit}.service\n\n[Install]\nWantedBy=timers.target\n"
     )
 

@@ -81,11 +81,16 @@ def run_opsplay(lab_inventories, tmp_path):
     act while it runs: interrupt it, kill it, stop a service under it.
     """
     state = tmp_path / "state"
+    metrics = tmp_path / "metrics"  # opsplay status's textfile, outside the private state
 
     def environ(env: dict[str, str] | None = None) -> dict[str, str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSPLAY_")}
         environ.update(
-            {"OPSPLAY_INVENTORY_DIR": str(lab_inventories), "OPSPLAY_STATE_DIR": str(state)}
+            {
+                "OPSPLAY_INVENTORY_DIR": str(lab_inventories),
+                "OPSPLAY_STATE_DIR": str(state),
+                "OPSPLAY_METRICS_DIR": str(metrics),
+            }
         )
         environ.update(env or {})
         return environ
@@ -113,5 +118,6 @@ def run_opsplay(lab_inventories, tmp_path):
         )
 
     run.state = state  # type: ignore[attr-defined]
+    run.metrics = metrics  # type: ignore[attr-defined]
     run.start = start  # type: ignore[attr-defined]
     return run

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import subprocess
+import time
 
 from opsplay.errors import ExitCode
 
@@ -13,8 +15,40 @@ HOSTS = [f"opsplay-lab-{i}" for i in range(1, LAB_HOSTS + 1)]
 CERT_DIR = "/etc/letsencrypt/live/status-test"
 
 
-def on_host(host: str, script: str) -> None:
-    subprocess.run(["podman", "exec", host, "sh", "-c", script], check=True, capture_output=True)
+def on_host(host: str, script: str) -> str:
+    return subprocess.run(
+        ["podman", "exec", host, "sh", "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def textfile(run_opsplay) -> dict[tuple, float]:
+    """The textfile opsplay status wrote, parsed by prometheus_client's own parser:
+    {(name, (label, value)...): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    path = run_opsplay.metrics / "opsplay-lab.prom"
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    found = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        assert family.name.startswith("opsplay_") and family.documentation and family.type
+        for sample in family.samples:
+            found[(sample.name, *sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def newest_manifest_end(host: str, database: str) -> int:
+    """When the newest backup of ``database`` on ``host`` ended, from its manifest (Unix time)."""
+    ended = on_host(
+        host,
+        f"ls /var/backups/postgresql/{database}/*.json | tail -1 | xargs python3 -c "
+        "'import json,sys; print(json.load(open(sys.argv[1]))[\"ended\"])'",
+    ).strip()
+    return calendar.timegm(time.strptime(ended, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def certificate_end(host: str) -> int:
+    end = on_host(host, f"openssl x509 -noout -enddate -in {CERT_DIR}/cert.pem").strip()
+    return calendar.timegm(time.strptime(end.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z"))
 
 
 def test_status_after_the_procedures_then_with_backups_deleted(run_opsplay):
@@ -30,7 +64,9 @@ def test_status_after_the_procedures_then_with_backups_deleted(run_opsplay):
         tested = run_opsplay("run", "restore-test", "--env", "lab", "--json")
         assert tested.code == ExitCode.OK, tested.err
 
+        before = time.time()
         proc = run_opsplay("status", "--env", "lab", "--json")
+        after = time.time()
         assert proc.code == ExitCode.OK, proc.err
         status = json.loads(proc.out)
         assert sorted(status["hosts"]) == HOSTS
@@ -47,9 +83,28 @@ def test_status_after_the_procedures_then_with_backups_deleted(run_opsplay):
         assert weekly_run["status"] == "successful" and weekly_run["exit_code"] == 0
         assert status["schedules"]["monthly"] == {}
 
-        prom = (run_opsplay.state / "metrics" / "opsplay-lab.prom").read_text()
-        assert 'opsplay_schedule_last_run_success{env="lab",schedule="weekly"} 1' in prom
-        assert f'opsplay_backup_missing{{env="lab",host="{HOSTS[0]}"}} 0' in prom
+        found = textfile(run_opsplay)
+        weekly_labels = (("env", "lab"), ("schedule", "weekly"))
+        assert found[("opsplay_schedule_last_run_success", *weekly_labels)] == 1
+        assert (
+            found[("opsplay_schedule_last_run_timestamp_seconds", *weekly_labels)]
+            == (weekly_run["started"])
+        )
+        assert before <= found[("opsplay_status_timestamp_seconds", ("env", "lab"))] <= after
+        for host in HOSTS:  # each value equal to the second to what the host holds
+            labels = (("env", "lab"), ("host", host))
+            for database in ("postgres", "_globals"):
+                db = (("database", database), *labels)
+                assert found[("opsplay_backup_verified", *db)] == 1
+                assert found[("opsplay_backup_last_verified_timestamp_seconds", *db)] == (
+                    newest_manifest_end(host, database)
+                )
+            cert = (("certificate", f"{CERT_DIR}/cert.pem"), *labels)
+            assert found[("opsplay_certificate_expiry_timestamp_seconds", *cert)] == (
+                certificate_end(host)
+            )
+            assert found[("opsplay_host_up", *labels)] == 1
+            assert found[("opsplay_restore_test_success", ("database", "postgres"), *labels)] == 1
 
         on_host(HOSTS[0], "rm -f /var/backups/postgresql/*/*")
         proc = run_opsplay("status", "--env", "lab", "--json")
@@ -59,8 +114,15 @@ def test_status_after_the_procedures_then_with_backups_deleted(run_opsplay):
         assert rows[HOSTS[0]]["restore_test_ok"] is None
         for host in HOSTS[1:]:
             assert rows[host]["backup_missing"] == []
-        prom = (run_opsplay.state / "metrics" / "opsplay-lab.prom").read_text()
-        assert f'opsplay_backup_missing{{env="lab",host="{HOSTS[0]}"}} 2' in prom
+        found = textfile(run_opsplay)
+        first = (("env", "lab"), ("host", HOSTS[0]))
+        for database in ("postgres", "_globals"):
+            assert found[("opsplay_backup_verified", ("database", database), *first)] == 0
+            assert (
+                "opsplay_backup_last_verified_timestamp_seconds",
+                ("database", database),
+                *first,
+            ) not in found
         table = run_opsplay("status", "--env", "lab").out
         assert "MISSING _globals,postgres" in table and "weekly     last run" in table
     finally:

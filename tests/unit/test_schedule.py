@@ -47,13 +47,22 @@ def test_cron_install_matches_show_and_is_idempotent(opsplay, inventories, tmp_p
         for line in cron_file.read_text().splitlines()
         if line and not line.startswith("#") and "=" not in line.split()[0]
     ]
-    assert len(entries) == 4
+    assert len(entries) == 5  # four schedules and the status refresh
     for entry in entries:
         fields = entry.split()
         assert croniter.is_valid(" ".join(fields[:5])), entry
         assert fields[5] == "root"
+    for entry in entries[:4]:
         assert "--yes --json" in entry and "flock -n /run/lock/opsplay-prod.lock" in entry
     assert entries[1].startswith("0 2 * * mon ")  # the runbooks' Monday 02:00
+    # status refresh: every 15 minutes, read-only (no --yes), its own lock, only errors logged
+    status = entries[4]
+    assert status.startswith(
+        "*/15 * * * * root /usr/bin/flock -n /run/lock/opsplay-prod-status.lock "
+    )
+    assert " status --env prod >/dev/null 2>>" in status and "--yes" not in status
+    fires = croniter(" ".join(status.split()[:5]), 0)
+    assert [fires.get_next(float) for _ in range(3)] == [900.0, 1800.0, 2700.0]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
@@ -64,7 +73,7 @@ def test_systemd_units_verify_and_fire_at_the_configured_times(opsplay, inventor
     units = [p.name for p in installed_files(root)]
     assert units == sorted(
         f"opsplay-prod-{s}.{k}"
-        for s in ("daily", "weekly", "monthly")
+        for s in ("daily", "weekly", "monthly", "status")
         for k in ("service", "timer")
     )
     unit_dir = root / "etc/systemd/system"
@@ -78,6 +87,36 @@ def test_systemd_units_verify_and_fire_at_the_configured_times(opsplay, inventor
         ["systemd-analyze", "calendar", calendar], capture_output=True, text=True, check=True
     ).stdout
     assert "Next elapse: Sun" in spec and "03:30:00" in spec
+    status = (unit_dir / "opsplay-prod-status.timer").read_text()
+    every = status.split("OnCalendar=")[1].splitlines()[0]
+    spec = subprocess.run(
+        ["systemd-analyze", "calendar", "--iterations", "3", every],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    minutes = [
+        line.split(":")[-2] for line in spec.splitlines() if "UTC" in line or "elapse" in line
+    ]
+    assert len(minutes) == 3 and all(m in ("00", "15", "30", "45") for m in minutes), spec
+    assert "Persistent" not in status  # a missed refresh is not caught up at boot
+
+
+def test_status_refresh_off_and_metrics_dir_passed_on(opsplay, inventories, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSPLAY_METRICS_DIR", str(tmp_path / "textfiles"))
+    shown = opsplay("schedule", "show", "--env", "prod").out
+    assert f"OPSPLAY_METRICS_DIR={tmp_path / 'textfiles'}" in shown
+    off = opsplay("schedule", "show", "--env", "prod", "--status-every", "0").out
+    assert " status --env" not in off
+
+
+def test_a_root_opsplay_cannot_write_is_bad_input(opsplay, inventories, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = opsplay("schedule", "install", "--env", "prod", "--root", str(blocker / "below"))
+    assert result.code == ExitCode.USAGE, result
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("opsplay: cannot install the schedule of prod below --root ")
 
 
 def test_switching_format_and_remove(opsplay, inventories, tmp_path):

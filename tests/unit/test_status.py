@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from opsplay.commands.status import host_status, last_schedule_runs, last_vacuums, metrics, render
+from opsplay.commands.status import host_status, last_schedule_runs, last_vacuums, render
+from opsplay.metrics import registry, write
 from opsplay.state import RunRecord
 
 NOW = 1_800_000_000.0
@@ -16,18 +17,31 @@ def probe(**overrides):
             "shop": {
                 "newest_verified": "shop_x.dump",
                 "newest_verified_age_seconds": 3600,
+                "newest_verified_timestamp": int(NOW) - 3600,
+                "bad": 1,
                 "last_restore_test_age_seconds": 7200,
+                "last_restore_test_timestamp": int(NOW) - 7200,
                 "last_restore_test_ok": True,
             },
             "_globals": {
                 "newest_verified": "_globals_x.sql",
                 "newest_verified_age_seconds": 60,
+                "newest_verified_timestamp": int(NOW) - 60,
+                "bad": 0,
                 "last_restore_test_age_seconds": None,
                 "last_restore_test_ok": None,
             },
         },
-        "certificates": {"/a.pem": {"days_left": 12.5}, "/b.pem": {"days_left": 80.0}},
-        "security_updates": {"pending_security": ["libssl3"], "recorded_age_seconds": 5},
+        "certificates": {
+            "/a.pem": {"days_left": 12.5, "not_after_timestamp": int(NOW) + 12 * 86400},
+            "/b.pem": {"days_left": 80.0, "not_after_timestamp": int(NOW) + 80 * 86400},
+            "/c.pem": {"error": "unreadable"},
+        },
+        "security_updates": {
+            "pending_security": ["libssl3"],
+            "recorded_age_seconds": 5,
+            "recorded_timestamp": int(NOW) - 5,
+        },
         "reboot": {"required": True, "packages": ["linux-image"]},
     }
     base.update(overrides)
@@ -82,7 +96,31 @@ def test_last_vacuums_reads_only_real_vacuum_reports(tmp_path):
     assert found == {"db1": 1767312000.0, "db2": 1767225600.0}
 
 
-def test_metrics_are_textfile_format_with_escaped_labels():
+def samples(status, now=NOW):
+    """{(name, labels...): value} parsed back with prometheus_client's own text parser, after
+    the file was written the way opsplay status writes it."""
+    import tempfile
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "metrics" / "opsplay-prod.prom"
+        write(path, registry(status, now))
+        assert oct(path.stat().st_mode & 0o777) == "0o644"
+        assert oct(path.parent.stat().st_mode & 0o777) == "0o755"
+        text = path.read_text()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        assert family.documentation, family.name  # HELP on every metric
+        assert family.type == "gauge", family.name  # TYPE on every metric
+        assert family.name.startswith("opsplay_"), family.name
+        for sample in family.samples:
+            found[(sample.name, *sorted(sample.labels.items()))] = sample.value
+    return found, text
+
+
+def test_metrics_parse_back_with_base_units_and_escaped_labels():
     status = {
         "env": "prod",
         "hosts": {
@@ -91,15 +129,29 @@ def test_metrics_are_textfile_format_with_escaped_labels():
         },
         "schedules": {"weekly": {"started": NOW - 10, "status": "failed", "exit_code": 3}},
     }
-    text = metrics(status, NOW)
-    lines = text.splitlines()
-    assert 'opsplay_backup_age_seconds{env="prod",host="db\\"1"} 3600' in lines
-    assert 'opsplay_host_reachable{env="prod",host="gone"} 0' in lines
-    assert 'opsplay_schedule_last_run_success{env="prod",schedule="weekly"} 0' in lines
-    # every sample belongs to a family declared once with HELP and TYPE
-    names = [line.split("{")[0] for line in lines if not line.startswith("#")]
-    for name in set(names):
-        assert lines.count(f"# TYPE {name} gauge") == 1
+    found, _ = samples(status, now=NOW + 0.25)
+    db = (("env", "prod"), ("host", 'db"1'))
+    shop = (("database", "shop"), *db)
+    assert found[("opsplay_backup_last_verified_timestamp_seconds", *shop)] == NOW - 3600
+    assert found[("opsplay_backup_verified", *shop)] == 1
+    assert found[("opsplay_backup_bad", *shop)] == 1
+    assert found[("opsplay_restore_test_last_timestamp_seconds", *shop)] == NOW - 7200
+    assert found[("opsplay_restore_test_success", *shop)] == 1
+    # _globals was never restore-tested: no restore sample rather than a made-up one
+    globals_ = (("database", "_globals"), *db)
+    assert ("opsplay_restore_test_success", *globals_) not in found
+    cert = (("certificate", "/a.pem"), *db)
+    assert found[("opsplay_certificate_expiry_timestamp_seconds", *cert)] == NOW + 12 * 86400
+    assert found[("opsplay_certificate_unreadable", ("certificate", "/c.pem"), *db)] == 1
+    assert found[("opsplay_security_updates_pending", *db)] == 1
+    assert found[("opsplay_security_updates_checked_timestamp_seconds", *db)] == NOW - 5
+    assert found[("opsplay_vacuum_last_timestamp_seconds", *db)] == NOW - 60
+    assert found[("opsplay_host_up", ("env", "prod"), ("host", "gone"))] == 0
+    weekly = (("env", "prod"), ("schedule", "weekly"))
+    assert found[("opsplay_schedule_last_run_success", *weekly)] == 0
+    assert found[("opsplay_schedule_last_run_timestamp_seconds", *weekly)] == NOW - 10
+    # full precision: a timestamp is exact to the fraction (the old %g text said 1.8e+09)
+    assert found[("opsplay_status_timestamp_seconds", ("env", "prod"))] == NOW + 0.25
     table = render(status, NOW)
     assert "weekly     last run 10s ago: failed (exit 3)" in table
 
@@ -116,13 +168,12 @@ def test_a_host_in_maintenance_mode_shows_since_when_and_which_run():
         },
         "schedules": {},
     }
-    lines = metrics(status, NOW).splitlines()
-    assert 'opsplay_maintenance_mode{env="prod",host="web1"} 1' in lines
-    assert 'opsplay_maintenance_mode{env="prod",host="web2"} 0' in lines
-    assert (
-        'opsplay_maintenance_mode_since_timestamp_seconds{env="prod",host="web1"} 1799996400'
-        in lines
-    )
+    found, _ = samples(status)
+    web1, web2 = (("env", "prod"), ("host", "web1")), (("env", "prod"), ("host", "web2"))
+    assert found[("opsplay_maintenance_mode", *web1)] == 1
+    assert found[("opsplay_maintenance_mode", *web2)] == 0
+    assert found[("opsplay_maintenance_mode_since_timestamp_seconds", *web1)] == 1_799_996_400
+    assert ("opsplay_maintenance_mode_since_timestamp_seconds", *web2) not in found
     table = render(status, NOW).splitlines()
     assert table[0].split()[-1] == "maintenance"
     web1 = next(line for line in table if line.startswith("web1"))

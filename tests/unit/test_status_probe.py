@@ -31,15 +31,19 @@ def test_backups_per_set_with_globals_ages_and_restore_tests(tmp_path):
         "_globals": {
             "newest_verified": "_globals_20261124T015000Z.sql",
             "newest_verified_age_seconds": 4200,
+            "newest_verified_timestamp": int(AT.timestamp()) - 4200,
             "bad": 0,
             "last_restore_test_age_seconds": None,
+            "last_restore_test_timestamp": None,
             "last_restore_test_ok": None,
         },
         "shop": {
             "newest_verified": "shop_20261124T020000Z.dump",
             "newest_verified_age_seconds": 3600,
+            "newest_verified_timestamp": int(AT.timestamp()) - 3600,
             "bad": 0,
             "last_restore_test_age_seconds": 1800,
+            "last_restore_test_timestamp": int(AT.timestamp()) - 1800,
             "last_restore_test_ok": True,
         },
     }
@@ -101,8 +105,12 @@ def test_certificates_days_left_and_errors(tmp_path):
     broken = tmp_path / "live" / "b" / "cert.pem"
     broken.parent.mkdir()
     broken.write_text("not a certificate\n")
-    found = status_probe.certificates([str(tmp_path / "live" / "*" / "cert.pem")], AT.now(UTC))
-    assert found[str(cert)] == {"days_left": 39}  # whole days, rounded down
+    now = AT.now(UTC)
+    found = status_probe.certificates([str(tmp_path / "live" / "*" / "cert.pem")], now)
+    assert found[str(cert)]["days_left"] == 39  # whole days, rounded down
+    # notAfter as Unix time: 40 days after openssl signed it, a moment before `now`
+    expires = found[str(cert)]["not_after_timestamp"]
+    assert 0 <= now.timestamp() + 40 * 86400 - expires < 60
     assert str(broken) in found[str(broken)]["error"] and "\n" not in found[str(broken)]["error"]
 
 
@@ -113,6 +121,7 @@ def test_record_with_its_age_or_none(tmp_path):
     assert status_probe.read_record(str(record), 1060) == {
         "pending_security": ["openssl"],
         "recorded_age_seconds": 60,
+        "recorded_timestamp": 1000,
     }
     record.write_text("[1]")
     assert status_probe.read_record(str(record), 1060) is None

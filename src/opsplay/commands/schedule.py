@@ -39,6 +39,18 @@ _LOG_DIR = click.option(
 )
 
 
+_STATUS_EVERY = click.option(
+    "--status-every",
+    type=click.IntRange(0, 59),
+    default=15,
+    show_default=True,
+    envvar="OPSPLAY_STATUS_EVERY",
+    metavar="MINUTES",
+    help="Also refresh `opsplay status` (its Prometheus textfile) every MINUTES; 0: no refresh "
+    "[env: OPSPLAY_STATUS_EVERY].",
+)
+
+
 @click.group("schedule")
 def command() -> None:
     """Run the maintenance schedules from cron or systemd timers (times: ENV/schedule.yml)."""
@@ -48,12 +60,13 @@ def command() -> None:
 @_ENV
 @_FORMAT
 @_LOG_DIR
+@_STATUS_EVERY
 @click.pass_obj
-def show(settings: Settings, env_name: str, fmt: str, log_dir: str) -> int:
+def show(settings: Settings, env_name: str, fmt: str, log_dir: str, status_every: int) -> int:
     """Print exactly what install would write."""
     from opsplay.schedules import render
 
-    for path, content in render(_jobs(settings, env_name, log_dir), fmt).items():
+    for path, content in render(_jobs(settings, env_name, log_dir, status_every), fmt).items():
         click.echo(f"# --- /{path}")
         click.echo(content, nl=False)
     return 0
@@ -64,18 +77,27 @@ def show(settings: Settings, env_name: str, fmt: str, log_dir: str) -> int:
 @_FORMAT
 @_ROOT
 @_LOG_DIR
+@_STATUS_EVERY
 @click.pass_obj
-def install(settings: Settings, env_name: str, fmt: str, root: str, log_dir: str) -> int:
+def install(
+    settings: Settings, env_name: str, fmt: str, root: str, log_dir: str, status_every: int
+) -> int:
     """Write the cron file or units (only what differs) and enable the timers."""
     from pathlib import Path
 
+    from opsplay.errors import OpsplayError
     from opsplay.schedules import install as apply
     from opsplay.schedules import render
 
-    files = render(_jobs(settings, env_name, log_dir), fmt)
+    files = render(_jobs(settings, env_name, log_dir, status_every), fmt)
     root_path = Path(root)
-    (root_path / log_dir.lstrip("/")).mkdir(parents=True, exist_ok=True)
-    written, removed = apply(env_name, files, root_path)
+    try:
+        (root_path / log_dir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        written, removed = apply(env_name, files, root_path)
+    except OSError as exc:  # bad input: a --root or --log-dir opsplay cannot write below
+        where = exc.filename or root
+        raise OpsplayError(f"cannot install the schedule of {env_name} below --root {root}: "
+                           f"{where}: {exc.strerror or exc}") from None  # fmt: skip
     for path in written:
         click.echo(f"wrote {path}")
     for path in removed:
@@ -102,30 +124,35 @@ def remove(env_name: str, root: str) -> int:
     return 0
 
 
-def _jobs(settings: Settings, env_name: str, log_dir: str) -> list[Job]:
+def _jobs(settings: Settings, env_name: str, log_dir: str, status_every: int) -> list[Job]:
+    import os
     import shutil
     import sys
     from pathlib import Path
 
     from opsplay.environments import load_environment
     from opsplay.errors import OpsplayError
-    from opsplay.schedules import Job, load_times
+    from opsplay.schedules import Job, When, load_times
 
     env = load_environment(settings.inventories(), env_name)
     beside = Path(sys.executable).parent / "opsplay"
     opsplay = str(beside) if beside.is_file() else shutil.which("opsplay")
     if not opsplay:
         raise OpsplayError("cannot find the opsplay executable to schedule")
-    return [
-        Job(
-            env=env.name,
-            schedule=name,
-            when=when,
-            opsplay=str(Path(opsplay).absolute()),
-            inventory_dir=settings.inventories().absolute(),
-            state_dir=settings.state().absolute(),
-            log_dir=Path(log_dir),
-        )
+    metrics_dir = os.environ.get("OPSPLAY_METRICS_DIR")
+    common = {
+        "env": env.name,
+        "opsplay": str(Path(opsplay).absolute()),
+        "inventory_dir": settings.inventories().absolute(),
+        "state_dir": settings.state().absolute(),
+        "log_dir": Path(log_dir),
+        "metrics_dir": Path(metrics_dir).absolute() if metrics_dir else None,
+    }
+    jobs = [
+        Job(schedule=name, when=when, **common)  # type: ignore[arg-type]
         for name, when in load_times(env.path).items()
         if when is not None
     ]
+    if status_every:
+        jobs.append(Job(schedule="status", when=When(0, 0, every_minutes=status_every), **common))  # type: ignore[arg-type]
+    return jobs

@@ -6,7 +6,7 @@ test, the fewest days left of its certificates, pending security updates and reb
 with its outcome. Host facts come from ``playbooks/queries/status.yml`` (roles/status reads what
 the roles recorded on each host; it runs no procedure), the rest from the control node: the run
 history and the pg_maintenance reports. The same numbers are written as a Prometheus textfile
-(``opsplay-ENV.prom``) so one alert rule covers every procedure.
+(``opsplay-ENV.prom``, ``opsplay.metrics``) so one alert rule covers every procedure.
 
 Read-only: no confirmation, no environment lock (it answers while a window runs).
 """
@@ -75,6 +75,11 @@ def host_status(
         "reboot_packages": reboot.get("packages") or [],
         "vacuum_age_seconds": None if last_vacuum is None else int(now - last_vacuum),
         "maintenance": probe.get("maintenance"),
+        # per backup set and per certificate, with Unix times: the Prometheus textfile's
+        "backups": backups,
+        "certificates": certs,
+        "security_recorded_timestamp": record.get("recorded_timestamp") if record else None,
+        "vacuum_timestamp": None if last_vacuum is None else int(last_vacuum),
     }
 
 
@@ -168,83 +173,15 @@ def render(status: dict[str, Any], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-
-
-def metrics(status: dict[str, Any], now: float) -> str:
-    """node_exporter textfile format: one gauge family per column, labelled env and host."""
-    env = _label(status["env"])
-    families: dict[str, tuple[str, list[str]]] = {}
-
-    def gauge(name: str, help_text: str, labels: str, value: float | None) -> None:
-        if value is None:
-            return
-        families.setdefault(name, (help_text, []))[1].append(f"{name}{{{labels}}} {value:.15g}")
-
-    for host, row in status["hosts"].items():
-        labels = f'env="{env}",host="{_label(host)}"'
-        gauge("opsplay_host_reachable", "1 when the status probe answered.", labels,
-              1 if row["reachable"] else 0)  # fmt: skip
-        if not row["reachable"]:
-            continue
-        gauge("opsplay_backup_age_seconds",
-              "Age of the newest verified backup of the host's stalest database.",
-              labels, row["backup_oldest_newest_age_seconds"])  # fmt: skip
-        gauge("opsplay_backup_missing", "Databases without a verified backup.", labels,
-              len(row["backup_missing"]))  # fmt: skip
-        gauge("opsplay_restore_test_age_seconds", "Age of the last restore test.", labels,
-              row["restore_test_age_seconds"])  # fmt: skip
-        if row["restore_test_ok"] is not None:
-            gauge("opsplay_restore_test_ok", "1 when the last restore test passed.", labels,
-                  1 if row["restore_test_ok"] else 0)  # fmt: skip
-        gauge("opsplay_certificate_days_left", "Fewest days left among the host's certificates.",
-              labels, row["cert_min_days_left"])  # fmt: skip
-        gauge("opsplay_security_updates_pending", "Security updates pending at the last run.",
-              labels, row["security_pending"])  # fmt: skip
-        gauge("opsplay_reboot_required", "1 when the host asks to be rebooted.", labels,
-              1 if row["reboot_required"] else 0)  # fmt: skip
-        gauge("opsplay_vacuum_age_seconds", "Age of the last opsplay vacuum of the host.", labels,
-              row["vacuum_age_seconds"])  # fmt: skip
-        window = row.get("maintenance")
-        gauge("opsplay_maintenance_mode", "1 while the host is in maintenance mode (503).", labels,
-              1 if window else 0)  # fmt: skip
-        if window and window.get("since_epoch") is not None:
-            gauge("opsplay_maintenance_mode_since_timestamp_seconds",
-                  "When the host's open maintenance window started.", labels,
-                  window["since_epoch"])  # fmt: skip
-    for name, run in status["schedules"].items():
-        labels = f'env="{env}",schedule="{name}"'
-        if run:
-            gauge("opsplay_schedule_last_run_timestamp_seconds",
-                  "Start of the schedule's last run.", labels, run["started"])  # fmt: skip
-            gauge("opsplay_schedule_last_run_success", "1 when the schedule's last run succeeded.",
-                  labels, 1 if run["exit_code"] == 0 else 0)  # fmt: skip
-    gauge("opsplay_status_timestamp_seconds", "When opsplay status ran.", f'env="{env}"', now)
-    text = []
-    for name, (help_text, samples) in families.items():
-        text += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples]
-    return "\n".join(text) + "\n"
-
-
-def write_metrics(path: Path, text: str) -> None:
-    """Atomically, world-readable: node_exporter reads it as another user; no secret in it."""
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(path)
-
-
 @click.command("status")
 @query_options
 @click.option(
     "--metrics-dir",
     envvar="OPSPLAY_METRICS_DIR",
     type=click.Path(file_okay=False),
-    help="Directory of the Prometheus textfile opsplay-ENV.prom (default: STATE/metrics).",
+    help="Directory of the Prometheus textfile opsplay-ENV.prom [env: OPSPLAY_METRICS_DIR; "
+    "default: /var/lib/prometheus/node-exporter when writable, else "
+    "~/.local/share/opsplay/metrics].",
 )
 @click.pass_obj
 def command(
@@ -258,7 +195,6 @@ def command(
 ) -> int:
     """Fleet status: backups, restore tests, certificates, security updates, reboot, vacuum,
     and the last run of each schedule (read-only; also written for Prometheus)."""
-    from pathlib import Path
 
     from opsplay.commands.report import reports_root
     from opsplay.execute import run_query
@@ -286,8 +222,9 @@ def command(
         },
         "schedules": last_schedule_runs(History(settings.state()).records(env.name)),
     }
-    target = Path(metrics_dir) if metrics_dir else settings.state() / "metrics"
-    write_metrics(target / f"opsplay-{env.name}.prom", metrics(status, now))
+    from opsplay import metrics
+
+    metrics.write(metrics.textfile_path(metrics_dir, env.name), metrics.registry(status, now))
     if as_json:
         click.echo(json.dumps(status, indent=2, sort_keys=True))
     else:
