@@ -66,6 +66,7 @@ def main():
             backup=dict(type="dict"),
             retention=dict(type="dict"),
             offsite=dict(type="dict", default={}),
+            restore_test=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -79,6 +80,11 @@ def main():
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg=describe_os_error(exc, exc.filename or params["metrics_dir"]))
+    tested = params["restore_test"]
+    if tested is not None:  # pg_backup_restore_test's result: its problems fail the host
+        if tested.get("problems"):
+            module.fail_json(msg="; ".join(tested["problems"]), changed=changed, metrics_file=path)
+        module.exit_json(changed=changed, msg=tested.get("msg", ""), metrics_file=path)
     if params["backup"] is None:
         msg = "metrics %s" % ("written" if changed else "unchanged") if path else "metrics off"
         module.exit_json(changed=changed, msg=msg, metrics_file=path)

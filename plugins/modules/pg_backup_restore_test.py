@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+# Managed by the opsplay `pg_backup` role.
+"""Ansible module of the pg_backup role: the restore test. The newest verified backup of each
+database is checked again (checksum, whole read), restored into a scratch database with
+pg_restore --exit-on-error, its per-table row counts compared with those recorded at backup
+time, and the scratch database dropped whatever happened; the result is recorded in the backup's
+manifest. Runs as the PostgreSQL OS user. The problems are returned, not raised: the role's
+pg_backup_report (root) writes the metrics first, then fails the host naming them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import GLOBALS, is_good
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import (
+    BackupError,
+    save_manifest,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_host import (
+    HOST_OPTIONS,
+    IDENTITY_OPTIONS,
+    BackupHost,
+    run_module,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import iso, now
+
+NO_KEY = (
+    "backups %s are encrypted (age): give their private key with pg_backup_encryption_identity"
+    " (from Ansible Vault) or pg_backup_encryption_identity_file"
+)
+
+
+def candidates(manifests):
+    """The newest verified backup of each database (globals are verified, not restored)."""
+    newest = {m["database"]: m for m in manifests if is_good(m) and m.get("database") != GLOBALS}
+    return [newest[db] for db in sorted(newest)]
+
+
+def first_error(text):
+    """The line of pg_restore's (or the server's) complaint that says what went wrong."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    line = next((x for x in lines if re.search("error|ERROR|failed", x)), None)
+    line = line or (lines[0] if lines else "failed")
+    return re.sub("^pg_restore: error: ", "", line)
+
+
+def count_differences(recorded, restored):
+    """'table: backup N, restored M' for every table whose counts differ (none recorded: none)."""
+    recorded = recorded or restored
+    return [
+        "%s: backup %s, restored %s"
+        % (table, recorded.get(table, "none"), restored.get(table, "none"))
+        for table in sorted(set(recorded) | set(restored))
+        if recorded.get(table) != restored.get(table)
+    ]
+
+
+def scratch_name(prefix, database):
+    return (prefix + database)[:63]
+
+
+class RestoreTest(BackupHost):
+    def test_all(self):
+        tested = candidates(self.manifests(self.p["databases"]))
+        if not tested:
+            raise BackupError("no verified backup to restore-test in %s" % self.root)
+        locked = [m["name"] for m in tested if m.get("encryption") == "age"]
+        if locked and not self.identity.given():
+            raise BackupError(NO_KEY % ", ".join(locked))
+        verify = self.verify_backups(None, [m["name"] for m in tested])
+        problems = ["backup %s is bad: %s" % (b["name"], b["problem"]) for b in verify["bad"]]
+        bad = {b["name"] for b in verify["bad"]}
+        results = {}
+        if not self.module.check_mode:
+            for manifest in tested:
+                if manifest["name"] not in bad:
+                    results[manifest["name"]] = self.test_one(manifest)
+        problems += [
+            "restore test of %s failed: %s" % (name, r["message"])
+            for name, r in results.items()
+            if not r["ok"]
+        ]
+        names = ", ".join(m["name"] for m in tested)
+        return {
+            "verify": verify,
+            "tested": results,
+            "problems": problems,
+            "msg": "; ".join(problems)
+            or "restore test %s: %s" % ("would run" if self.module.check_mode else "ok", names),
+        }
+
+    def test_one(self, manifest):
+        """Restore, count, drop, record: the recorded result."""
+        scratch = scratch_name(self.p["prefix"], manifest["database"])
+        seconds, error = 0.0, ""
+        try:
+            self.create(scratch)
+            clock = time.monotonic()
+            self.restore_into(manifest, scratch)
+            seconds = time.monotonic() - clock
+            differ = count_differences(manifest.get("row_counts"), self.count_rows(scratch))
+            if differ:
+                error = "row counts differ: " + ", ".join(differ)
+        except BackupError as exc:
+            error = first_error(str(exc))
+        finally:
+            drop_error = self.drop(scratch)
+        error = error or drop_error
+        result = {
+            "ok": not error,
+            "message": error,
+            "database": manifest["database"],
+            "duration_seconds": round(seconds, 1),
+            "at": iso(now()),
+        }
+        self.changed = True
+        manifest["restore_test"] = result
+        save_manifest(manifest)
+        return result
+
+    def restore_into(self, manifest, dbname):
+        argv = [self.tool("pg_restore"), "--exit-on-error", "--no-password", "--dbname", dbname]
+        if manifest.get("encryption") == "age":
+            problem = self.identity.decrypt_to(manifest["path"], argv, self.env())
+            if problem.startswith("cannot decrypt"):
+                raise BackupError("backup %s: %s" % (manifest["name"], problem))
+            if problem:
+                raise BackupError(problem)
+            return
+        proc = self.tool_run([*argv, "--jobs", str(self.p["jobs"]), manifest["path"]])
+        if proc.returncode != 0:
+            raise BackupError(proc.stderr or proc.stdout or "pg_restore failed")
+
+    def tool_run(self, argv):
+        return subprocess.run(
+            argv, env=self.env(), capture_output=True, universal_newlines=True, check=False
+        )
+
+    def sql(self, dbname, statement, args=None, fetch=False):
+        conn = self.connect(dbname)  # fails in one line without psycopg2
+        import psycopg2
+
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(statement, args)
+                return cur.fetchall() if fetch else None
+        except psycopg2.Error as exc:
+            raise BackupError(str(exc)) from exc
+        finally:
+            conn.close()
+
+    def create(self, scratch):
+        from psycopg2 import sql
+
+        found = self.sql(
+            self.p["maintenance_db"],
+            "SELECT 1 FROM pg_database WHERE datname = %s",
+            [scratch],
+            True,
+        )
+        if not found:
+            self.sql(
+                self.p["maintenance_db"],
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)),
+            )
+
+    def count_rows(self, scratch):
+        rows = self.sql(scratch, self.p["row_counts_query"], fetch=True)
+        return {row[0]: int(row[1]) for row in rows}
+
+    def drop(self, scratch):
+        """'' once the scratch database is gone, else why not."""
+        from psycopg2 import sql
+
+        try:
+            self.sql(
+                self.p["maintenance_db"],
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)),
+            )
+        except BackupError as exc:
+            return "dropping %s failed: %s" % (scratch, first_error(str(exc)))
+        return ""
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            HOST_OPTIONS,
+            **IDENTITY_OPTIONS,
+            maintenance_db=dict(type="str", default="postgres"),
+            prefix=dict(type="str", default="opsplay_restore_test_"),
+            row_counts_query=dict(type="str", required=True),
+            jobs=dict(type="int", default=1),
+        ),
+        supports_check_mode=True,
+    )
+    test = RestoreTest(module)
+    run_module(module, test, test.test_all)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""opsplay.ops.pg_backup_restore_test: which backups are tested, how a failure is worded, that the
+scratch database is dropped whatever happened and the result recorded (the decisions the role made
+in Jinja and per-task rescue before). The server is a recording stand-in; molecule/pg_backup
+restores for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import BackupError
+from ansible_collections.opsplay.ops.plugins.modules import pg_backup_restore_test as rt
+
+ROWS = {"public.orders": 5000, "public.customers": 200}
+
+
+def manifest(database, started, good=True, rows=None, encryption=None):
+    m = {
+        "name": f"{database}_{started}.dump" + (".age" if encryption else ""),
+        "database": database,
+        # 20250402T010000Z -> 2025-04-02T01:00:00Z
+        "started": f"{started[:4]}-{started[4:6]}-{started[6:11]}:{started[11:13]}:{started[13:]}",
+        "ended": f"{started[:4]}-{started[4:6]}-{started[6:11]}:{started[11:13]}:{started[13:]}",
+        "verified": {"ok": good, "problem": ""},
+        "row_counts": rows,
+        "restore_test": None,
+    }
+    if encryption:
+        m["encryption"] = encryption
+    return m
+
+
+class Module:
+    def __init__(self, root: Path, check_mode=False, **params):
+        self.check_mode = check_mode
+        self.params = {
+            "backup_dir": str(root), "databases": [], "bin_dir": "", "login_host": "",
+            "login_unix_socket": "/nonexistent", "login_port": 5432, "login_user": "postgres",
+            "login_password": "", "identity": "", "identity_file": "", "maintenance_db": "postgres",
+            "prefix": "opsplay_restore_test_", "row_counts_query": "SELECT 1", "jobs": 1,
+        }  # fmt: skip
+        self.params.update(params)
+
+
+class Server:
+    """What the module asked of PostgreSQL and pg_restore; restore fails for names in fail."""
+
+    def __init__(self, fail=(), counts=None):
+        self.calls, self.fail, self.counts = [], dict(fail), counts
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    root = tmp_path / "backups"
+    server = Server()
+
+    def make(manifests, check_mode=False, bad=(), **params):
+        for m in manifests:
+            folder = root / m["database"]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / m["name"]).write_text("archive")
+            (folder / (m["name"] + ".json")).write_text(json.dumps(m))
+        test = rt.RestoreTest(Module(root, check_mode, **params))
+        monkeypatch.setattr(
+            test, "check_archive", lambda m: "checksum mismatch" if m["name"] in bad else ""
+        )
+        monkeypatch.setattr(test, "create", lambda db: server.calls.append(("create", db)))
+        monkeypatch.setattr(test, "drop", lambda db: server.calls.append(("drop", db)) or "")
+
+        def restore_into(m, db):
+            server.calls.append(("restore", m["name"], db))
+            if m["name"] in server.fail:
+                raise BackupError(server.fail[m["name"]])
+
+        monkeypatch.setattr(test, "restore_into", restore_into)
+        monkeypatch.setattr(test, "count_rows", lambda db: dict(server.counts or ROWS))
+        return test
+
+    make.server, make.root = server, root
+    return make
+
+
+def recorded(root: Path, m: dict) -> dict:
+    return json.loads((root / m["database"] / (m["name"] + ".json")).read_text())["restore_test"]
+
+
+def test_the_newest_verified_backup_of_each_database_is_tested_not_the_globals(host):
+    old, new = (
+        manifest("shop", "20250401T010000Z", rows=ROWS),
+        manifest("shop", "20250402T010000Z", rows=ROWS),
+    )
+    unverified = manifest("shop", "20250403T010000Z", good=False)
+    blog, globs = manifest("blog", "20250401T010000Z"), manifest("_globals", "20250402T010000Z")
+    test = host([old, new, unverified, blog, globs])
+    result = test.test_all()
+    assert result["problems"] == []
+    assert result["msg"] == f"restore test ok: {blog['name']}, {new['name']}"
+    assert host.server.calls == [
+        ("create", "opsplay_restore_test_blog"),
+        ("restore", blog["name"], "opsplay_restore_test_blog"),
+        ("drop", "opsplay_restore_test_blog"),
+        ("create", "opsplay_restore_test_shop"),
+        ("restore", new["name"], "opsplay_restore_test_shop"),
+        ("drop", "opsplay_restore_test_shop"),
+    ]
+    saved = recorded(host.root, new)
+    assert saved["ok"] is True and saved["message"] == "" and saved["database"] == "shop"
+    assert recorded(host.root, old) is None
+
+
+def test_a_failed_restore_is_named_recorded_and_its_scratch_database_dropped(host):
+    shop = manifest("shop", "20250402T010000Z", rows=ROWS)
+    host.server.fail[shop["name"]] = (
+        "pg_restore: connecting to database for restore\n"
+        'pg_restore: error: could not execute query: ERROR:  role "ghost" does not exist\n'
+        "Command was: ALTER TABLE public.t OWNER TO ghost;"
+    )
+    result = host([shop]).test_all()
+    said = 'could not execute query: ERROR:  role "ghost" does not exist'
+    assert result["problems"] == [f"restore test of {shop['name']} failed: {said}"]
+    assert host.server.calls[-1] == ("drop", "opsplay_restore_test_shop")
+    assert recorded(host.root, shop)["ok"] is False
+    assert recorded(host.root, shop)["message"] == said
+
+
+def test_row_counts_that_differ_fail_the_test_naming_each_table(host):
+    shop = manifest("shop", "20250402T010000Z", rows=ROWS)
+    host.server.counts = {"public.orders": 4999, "public.extra": 1, "public.customers": 200}
+    result = host([shop]).test_all()
+    assert result["problems"] == [
+        f"restore test of {shop['name']} failed: row counts differ:"
+        " public.extra: backup none, restored 1, public.orders: backup 5000, restored 4999"
+    ]
+
+
+def test_bad_backups_are_named_and_not_restored_the_others_are(host):
+    shop, blog = manifest("shop", "20250402T010000Z"), manifest("blog", "20250402T010000Z")
+    result = host([shop, blog], bad={shop["name"]}).test_all()
+    assert result["problems"] == [f"backup {shop['name']} is bad: checksum mismatch"]
+    assert [c for c in host.server.calls if c[0] == "restore"] == [
+        ("restore", blog["name"], "opsplay_restore_test_blog")
+    ]
+
+
+def test_check_mode_verifies_and_restores_nothing(host):
+    shop = manifest("shop", "20250402T010000Z")
+    result = host([shop], check_mode=True).test_all()
+    assert result["msg"] == f"restore test would run: {shop['name']}"
+    assert host.server.calls == [] and recorded(host.root, shop) is None
+
+
+def test_nothing_to_test_or_no_key_for_encrypted_backups_is_one_line_before_anything(
+    host, tmp_path
+):
+    with pytest.raises(BackupError, match=r"^no verified backup to restore-test in .*/backups$"):
+        host([manifest("_globals", "20250402T010000Z")]).test_all()
+    vault = manifest("vault", "20250402T010000Z", encryption="age")
+    with pytest.raises(BackupError) as refused:
+        host([vault]).test_all()
+    assert str(refused.value).startswith(
+        f"backups {vault['name']} are encrypted (age): give their private key with"
+    )
+    assert host.server.calls == []
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("pg_restore: error: input file is too short", "input file is too short"),
+        ('database "x" already exists\n', 'database "x" already exists'),
+        ("", "failed"),
+    ],
+)
+def test_the_first_line_saying_what_went_wrong(text, line):
+    assert rt.first_error(text) == line
+
+
+def test_scratch_names_fit_postgresql_identifiers():
+    assert (
+        rt.scratch_name("opsplay_restore_test_", "d" * 80)
+        == ("opsplay_restore_test_" + "d" * 80)[:63]
+    )
+    assert rt.count_differences(None, {"t": 1}) == []  # nothing recorded: nothing to compare
