@@ -61,6 +61,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def show_envvars(command: click.Command) -> None:
+    """Every option's --help line names its OPSPLAY_* variable ([env var: ...]), in every
+    command and subcommand: cron, systemd and AWX set them instead of flags."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            show_envvars(sub)
+
+
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is used."""
 
@@ -73,6 +84,7 @@ class LazyGroup(click.Group):
         command: click.Command = importlib.import_module(
             f"opsplay.commands.{COMMANDS[cmd_name][0]}"
         ).command
+        show_envvars(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -125,6 +137,9 @@ def cli(
     5 environment locked, 6 not confirmed, 130 interrupted.
     """
     ctx.obj = Settings(inventory_dir=inventory_dir, state_dir=state_dir, history_keep=history_keep)
+
+
+show_envvars(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -141,11 +141,20 @@ def _one_line(text: Any) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-def print_recap(record: RunRecord) -> None:
+def stdout_console() -> Any:
+    """rich's console for stdout. Not a terminal (a pipe, cron's log, a CI job): no width to
+    fit, so nothing is cut or wrapped: full host names and messages, one line each."""
     from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=100_000, soft_wrap=True)
+
+
+def print_recap(record: RunRecord) -> None:
     from rich.table import Table
 
-    console = Console()
+    console = stdout_console()
     table = Table(title=_headline(record), title_justify="left")
     columns = ("ok", "changed", "failed", "unreachable", "skipped")
     table.add_column("host")

@@ -21,11 +21,12 @@ def confirm_run(env: Environment, book: Playbook, what: str, *, check: bool, yes
     if check or yes or not reasons:
         return
     why = " and ".join(reasons)
+    action = what.removeprefix("run ")  # "run restore" is recorded; "run restore" is not said
     if not sys.stdin.isatty():
         raise OpsplayError(
-            f"refusing to run {what} on {env.name}: {why}; pass --yes (or OPSPLAY_YES=1)",
+            f"refusing to run {action} on {env.name} without --yes (or OPSPLAY_YES=1): {why}",
             ExitCode.NOT_CONFIRMED,
         )
-    question = f"{why}. Run {what} on {env.name} ({len(env.hosts)} hosts)?"
+    question = f"{why}. Run {action} on {env.name} ({len(env.hosts)} hosts)?"
     if not click.confirm(question, default=False, err=True):
-        raise OpsplayError(f"{what} on {env.name} not confirmed", ExitCode.NOT_CONFIRMED)
+        raise OpsplayError(f"{action} on {env.name} was not confirmed", ExitCode.NOT_CONFIRMED)

@@ -15,9 +15,15 @@ from opsplay.errors import OpsplayError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def env_option(dest: str = "env_name", help_text: str = "Environment.") -> Callable[[F], F]:
-    """``--env ENV`` (or OPSPLAY_ENV); commands that need it call ``require_env``."""
-    return click.option("--env", dest, envvar="OPSPLAY_ENV", metavar="ENV", help=help_text)
+ENV_HELP = "Environment: the inventory directory INVENTORY_DIR/ENV (opsplay envs lists them)."
+
+
+def env_option(dest: str = "env_name", required: bool = False) -> Callable[[F], F]:
+    """``--env ENV`` (or OPSPLAY_ENV), described the same way by every command; commands that
+    need it call ``require_env`` (or pass ``required``)."""
+    return click.option(
+        "--env", dest, envvar="OPSPLAY_ENV", metavar="ENV", required=required, help=ENV_HELP
+    )
 
 
 def require_env(name: str | None) -> str:
@@ -51,7 +57,7 @@ VAULT_OPTION = click.option(
 )
 
 RUN_OPTIONS = (
-    env_option("env", "Environment (inventories/ENV) to run against."),
+    env_option("env"),
     LIMIT_OPTION,
     click.option(
         "--check",

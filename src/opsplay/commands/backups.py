@@ -250,10 +250,11 @@ def exit_code(summary: dict[str, Any], run_code: int) -> int:
 def _print_table(summary: dict[str, Any], title: str) -> None:
     """On a terminal: a rich table, problems in red; plain text when it would not fit."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from opsplay.display import stdout_console
+
+    console = stdout_console()
     plain = render_plain(summary)
     if max(len(line) for line in plain.splitlines()) + 2 * len(COLUMNS) > console.width:
         click.echo(plain, nl=False)  # rich would cut the names; let the terminal wrap lines

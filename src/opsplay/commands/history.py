@@ -15,7 +15,7 @@ from opsplay.options import JSON_OPTION, env_option
 
 
 @click.group("history", invoke_without_command=True)
-@env_option(help_text="Only this env.")
+@env_option()
 @JSON_OPTION
 @click.pass_context
 def command(ctx: click.Context, env_name: str | None, as_json: bool) -> int:

@@ -16,7 +16,9 @@ def command() -> None:
 
 
 @command.command("build")
-@click.option("--force", is_flag=True, help="Rebuild even when the images exist.")
+@click.option(
+    "--force", is_flag=True, envvar="OPSPLAY_LAB_FORCE", help="Rebuild even when the images exist."
+)
 def build(force: bool) -> int:
     """Build the lab images (only when missing or their recipe changed)."""
     from opsplay.lab.images import ensure_images
@@ -35,7 +37,12 @@ def build(force: bool) -> int:
     envvar="OPSPLAY_LAB_HOSTS",
     help="Number of lab hosts.",
 )
-@click.option("--ssh", is_flag=True, help="Connect over SSH (sshd published on 127.0.0.1).")
+@click.option(
+    "--ssh",
+    is_flag=True,
+    envvar="OPSPLAY_LAB_SSH",
+    help="Connect over SSH (sshd published on 127.0.0.1).",
+)
 @click.pass_obj
 def up(settings: Settings, count: int, ssh: bool) -> int:
     """Start N lab hosts, wait for their services, write the lab inventory."""

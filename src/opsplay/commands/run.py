@@ -14,7 +14,20 @@ from opsplay.options import run_options
 from opsplay.procedures import available_procedures, procedure
 
 
-@click.command("run")
+class _RunCommand(click.Command):
+    """`opsplay run --help` ends with the procedures, one line each."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (book.name, book.description + ("  [destructive]" if book.destructive else ""))
+            for book in available_procedures()
+        ]
+        with formatter.section("Procedures"):
+            formatter.write_dl(rows)
+        super().format_epilog(ctx, formatter)
+
+
+@click.command("run", cls=_RunCommand)
 @click.argument("name", metavar="PROCEDURE", required=False)
 @click.option("--list", "list_only", is_flag=True, help="List the procedures, one per line.")
 @run_options

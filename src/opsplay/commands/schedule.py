@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from opsplay.options import env_option
+
 if TYPE_CHECKING:
     from opsplay.schedules import Job
     from opsplay.settings import Settings
@@ -19,14 +21,13 @@ _FORMAT = click.option(
     envvar="OPSPLAY_SCHEDULE_FORMAT",
     help="Cron entries in /etc/cron.d or systemd service + timer units.",
 )
-_ENV = click.option(
-    "--env", "env_name", envvar="OPSPLAY_ENV", metavar="ENV", required=True, help="Environment."
-)
+_ENV = env_option(required=True)
 _ROOT = click.option(
     "--root",
     type=click.Path(file_okay=False),
     default="/",
     show_default=True,
+    envvar="OPSPLAY_SCHEDULE_ROOT",
     help="Install below this directory instead of /.",
 )
 _LOG_DIR = click.option(
@@ -46,8 +47,7 @@ _STATUS_EVERY = click.option(
     show_default=True,
     envvar="OPSPLAY_STATUS_EVERY",
     metavar="MINUTES",
-    help="Also refresh `opsplay status` (its Prometheus textfile) every MINUTES; 0: no refresh "
-    "[env: OPSPLAY_STATUS_EVERY].",
+    help="Also refresh `opsplay status` (its Prometheus textfile) every MINUTES; 0: no refresh.",
 )
 
 

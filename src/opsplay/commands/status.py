@@ -179,9 +179,8 @@ def render(status: dict[str, Any], now: float) -> str:
     "--metrics-dir",
     envvar="OPSPLAY_METRICS_DIR",
     type=click.Path(file_okay=False),
-    help="Directory of the Prometheus textfile opsplay-ENV.prom [env: OPSPLAY_METRICS_DIR; "
-    "default: /var/lib/prometheus/node-exporter when writable, else "
-    "~/.local/share/opsplay/metrics].",
+    help="Directory of the Prometheus textfile opsplay-ENV.prom (default: "
+    "/var/lib/prometheus/node-exporter when writable, else ~/.local/share/opsplay/metrics).",
 )
 @click.pass_obj
 def command(
