@@ -3,6 +3,7 @@ collection the roles and playbooks use."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -34,6 +35,23 @@ def test_requirements_declare_every_collection_used():
     used = used_collections()
     assert "community.postgresql" in used  # the scan sees real module calls
     assert used <= declared, used - declared
+
+
+def test_requirements_pin_the_versions_the_cli_runs():
+    """collections/requirements.yml (AWX, the execution environment) names each collection at
+    the version the pinned ansible package installed for the CLI: same modules on every path."""
+    import ansible_collections
+
+    pinned = yaml.safe_load((REPO / "collections" / "requirements.yml").read_text())
+    for entry in pinned["collections"]:
+        namespace, name = entry["name"].split(".")
+        (manifest,) = [
+            Path(root) / namespace / name / "MANIFEST.json"
+            for root in ansible_collections.__path__
+            if (Path(root) / namespace / name / "MANIFEST.json").is_file()
+        ]
+        installed = json.loads(manifest.read_text())["collection_info"]["version"]
+        assert str(entry.get("version")) == installed, (entry["name"], installed)
 
 
 def test_ansible_builder_creates_the_context(tmp_path):
