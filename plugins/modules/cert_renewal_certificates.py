@@ -194,7 +194,16 @@ ARGUMENT_SPEC = {
     "certbot_timeout": {"type": "int", "default": 300},
     "endpoint_timeout": {"type": "float", "default": 10},
     "reload_wait": {"type": "float", "default": 10},
+    "host": {"type": "str", "default": ""},
 }
+
+
+def stats(host, result):
+    """The host's report for the run's data (ansible_stats, aggregated as set_stats would):
+    data.cert_renewal.HOST with the one-line summary the CLI shows and a line per certificate."""
+    report = {"summary": result["msg"], "certificates": result["report"]}
+    report["problems"] = result["problems"]
+    return {"data": {"cert_renewal": {host: report}}, "per_host": False, "aggregate": True}
 
 
 def main():
@@ -226,15 +235,20 @@ def main():
     problems = record_problems(after, pending, p["critical_days"])
     problems += outcome_problems(p, before, after, done, said)
     problems += stale_problems(after, said)
-    module.exit_json(
-        changed=changed,
-        msg=summary(after, problems, planned, done),
-        records=after,
-        report=report_lines(after),
-        problems=problems,
-        planned=planned,
-        done=done,
-    )
+    result = {
+        "changed": changed,
+        "msg": summary(after, problems, planned, done),
+        "records": after,
+        "report": report_lines(after),
+        "problems": problems,
+        "planned": planned,
+        "done": done,
+    }
+    if problems:  # the host fails naming every problem (Ansible takes no stats from a failure)
+        module.fail_json(**result)
+    if p["host"]:
+        result["ansible_stats"] = stats(p["host"], result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def test_a_failed_renewal_leaves_the_old_certificate_and_says_what_certbot_said(
         "All renewals failed.\nAsk for help or search for solutions at https://community\n",
     )
     rc, result = run_main(crc, acme.args())
-    assert rc == 0, result  # the role's assert fails the host on problems
+    assert rc == 1 and result["failed"], result  # problems fail the host
     assert serial_of(old) == serial_of(acme.config / "live" / "www.test" / "cert.pem")
     assert result["done"]["renew"] == ["www.test"] and result["changed"] is True
     assert result["problems"][0].startswith("CRITICAL lineage ")  # still 4.9 days
@@ -233,7 +233,7 @@ def test_a_certificate_not_issued_is_a_problem_naming_the_acme_server(acme, monk
     monkeypatch.setenv("FAKE_CERTBOT_FAIL", "Error: the ACME server refused the order\n")
     declared = {"name": "new.test", "domains": ["new.test"], "method": "standalone"}
     rc, result = run_main(crc, acme.args(certificates=[declared]))
-    assert rc == 0, result
+    assert rc == 1 and result["failed"], result  # problems fail the host
     assert result["problems"] == [
         "certificate new.test was not issued by https://acme.test/dir "
         "(certbot rc 1: Error: the ACME server refused the order)"
@@ -268,7 +268,7 @@ def test_a_failing_deploy_hook_leaves_the_endpoint_stale_and_says_so(acme, endpo
     monkeypatch.setenv("FAKE_HOOK_FAIL", "1")
     site = {"host": "127.0.0.1", "port": endpoint.port, "server_name": "www.test"}
     rc, result = run_main(crc, acme.args(endpoints=[site]))
-    assert rc == 0, result
+    assert rc == 1 and result["failed"], result  # problems fail the host
     (problem,) = result["problems"]
     assert problem.startswith(f"endpoint 127.0.0.1:{endpoint.port} (SNI www.test) still serves")
     assert f"serial {old_served} " in problem and f"holds serial {serial_of(current)}" in problem
@@ -362,7 +362,7 @@ def test_unreadable_certificates_are_errors_except_the_endpoint_of_one_not_issue
     missing = str(acme.config / "missing.pem")
     args = acme.args(certificates=[declared], endpoints=endpoints, files=[missing])
     rc, result = run_main(crc, args, check_mode=True)
-    assert rc == 0, result
+    assert rc == 1 and result["failed"], result  # problems fail the host
     assert [r["status"] for r in result["records"]] == ["error", "error", "error"]
     assert result["problems"] == [
         f"ERROR file {missing}: certificate {missing}: No such file or directory",

@@ -104,7 +104,7 @@ def test_cert_check_reads_lineages_files_and_endpoints_and_names_every_problem(
         ],
         renew=False,
     )
-    assert rc == 0, err
+    assert rc == 1 and result["failed"], err  # problems fail the host
     assert result["changed"] is False
     kinds = [(r["kind"], r["status"]) for r in result["records"]]
     assert kinds == [("lineage", "warning"), ("file", "critical"), ("file", "error"),
@@ -191,7 +191,31 @@ def test_an_endpoint_that_never_answers_the_handshake_is_an_error_after_its_time
         )
     finally:
         silent.close()
-    assert rc == 0, err
+    assert rc == 1 and result["failed"], err  # problems fail the host
     (record,) = result["records"]
     assert record["status"] == "error" and record["error"] == "no TLS answer within 0.5 s"
     assert result["problems"] == [f"ERROR endpoint {record['name']}: no TLS answer within 0.5 s"]
+
+
+def test_the_hosts_report_goes_to_the_runs_data_with_its_summary_and_a_line_per_cert(tmp_path):
+    """What the role's set_fact, debug and assert did: one module call passes or fails the host
+    and hands its report to the run summary (ansible_stats data.cert_renewal.HOST)."""
+    make_cert(tmp_path, "fine", days=90, san="DNS:fine.test")
+    args = {"config_dir": str(tmp_path / "none"), "files": [str(tmp_path / "fine.pem")]}
+    rc, result, err = run_module(tmp_path, host="web-1", **args)
+    assert rc == 0, err
+    report = result["ansible_stats"]["data"]["cert_renewal"]["web-1"]
+    assert (
+        report["summary"]
+        == result["msg"]
+        == ("1 certificate(s) checked, 0 warning(s), none critical")
+    )
+    assert report["certificates"] == result["report"] and report["problems"] == []
+    assert report["certificates"][0].startswith(f"OK       file {tmp_path}/fine.pem: ")
+    assert result["ansible_stats"]["aggregate"] and not result["ansible_stats"]["per_host"]
+    make_cert(tmp_path, "fine", days=3, san="DNS:fine.test")
+    rc, result, err = run_module(tmp_path, host="web-1", **args)
+    assert rc == 1 and result["failed"], err
+    assert result["msg"].startswith("cert_renewal: 1 problem(s): CRITICAL file ")
+    assert "ansible_stats" not in result  # Ansible reads none from a failed task
+    assert "ansible_stats" not in run_module(tmp_path, **args)[1]
