@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "backups",
         "List the PostgreSQL backups per host and database (read-only; no lock, no confirmation).",
     ),
+    "config": (
+        "config",
+        "Show the Ansible configuration runs use: each setting, its value and where it comes from.",
+    ),
     "envs": ("envs", "List environments: hosts, groups (with host counts), protection."),
     "history": (
         "history",

@@ -5,16 +5,18 @@ validate input -> prod guard -> environment lock -> ansible-runner -> history ->
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsplay import content, runner
 from opsplay.arguments import bad_input, given_vars
 from opsplay.display import Progress, print_json, print_recap
 from opsplay.environments import Environment, load_environment
+
+if TYPE_CHECKING:
+    from opsplay.ansible_config import AnsibleConfig
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.guard import confirm_run
 from opsplay.inputs import RunOptions
@@ -22,7 +24,7 @@ from opsplay.lock import environment_lock
 from opsplay.procedures import Playbook
 from opsplay.settings import Settings
 from opsplay.state import History, RunRecord, private_dir
-from opsplay.strategy import choose
+from opsplay.strategy import Strategy, choose
 from opsplay.tags import check_tags
 
 
@@ -227,11 +229,10 @@ def run_recorded(
         verbosity=options.verbosity,
         vault_password_file=_path(options.vault_password_file),
         stream_output=stream,
-        strategy=strategy,
-        # roles that keep files on the control node (reports) find the state dir here
         environment={
+            **run_configuration(settings, state_dir, strategy).env,
+            # roles that keep files on the control node (reports) find the state dir here
             "OPSPLAY_STATE_DIR": str(state_dir),
-            "ANSIBLE_COLLECTIONS_PATH": collections_search_path(state_dir),
         },
         event_handler=progress.handle,
     )
@@ -263,13 +264,27 @@ def run_recorded(
     return record, run_file
 
 
-def collections_search_path(state_dir: Path) -> str:
-    """opsplay.ops first, then the caller's collections path (or Ansible's default)."""
-    own = str(content.collections_path(state_dir))
-    rest = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.pathsep.join(
-        ["~/.ansible/collections", "/usr/share/ansible/collections"]
+def run_configuration(settings: Settings, state_dir: Path, strategy: Strategy) -> AnsibleConfig:
+    """The Ansible configuration of a run: the team's ansible.cfg and ANSIBLE_* variables
+    win key by key; opsplay's content (roles, callback, collection, strategy) is always found."""
+    from opsplay import ansible_config
+
+    own_paths = {
+        "ANSIBLE_ROLES_PATH": [str(content.roles_dir())],
+        # ansible-runner points this variable at its own callback directory, which hides
+        # ansible.cfg's callback_plugins: opsplay_prefork is named here for every run
+        "ANSIBLE_CALLBACK_PLUGINS": [str(content.playbooks_dir() / "callback_plugins")],
+        "ANSIBLE_CALLBACKS_ENABLED": ["opsplay_prefork"],
+        "ANSIBLE_COLLECTIONS_PATH": [str(content.collections_path(state_dir))],
+        "ANSIBLE_STRATEGY_PLUGINS": [strategy.plugin_dir] if strategy.plugin_dir else [],
+    }
+    inventory_dir = settings.inventories()
+    return ansible_config.resolve(
+        content.ansible_cfg(),
+        own_paths,
+        inventory_dir=inventory_dir,
+        own_extra={("defaults", "strategy"): strategy.name},
     )
-    return os.pathsep.join([own, rest])
 
 
 def _bad_input(result: runner.RunResult, progress: Progress, options: RunOptions) -> str | None:

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsplay.content import ansible_cfg, playbooks_dir, roles_dir
 from opsplay.errors import ExitCode
-from opsplay.strategy import Strategy
 
 EventHandler = Callable[[dict[str, Any]], None]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -47,7 +45,6 @@ class RunRequest:
     verbosity: int = 0
     vault_password_file: Path | None = None
     stream_output: bool = False  # echo ansible's own output (with -v)
-    strategy: Strategy = field(default_factory=lambda: Strategy("linear", None, "stock"))
     environment: dict[str, str] = field(default_factory=dict)  # for the playbook's lookups
     event_handler: EventHandler | None = None
 
@@ -108,7 +105,7 @@ def run_playbook(request: RunRequest) -> RunResult:
             forks=request.forks,
             verbosity=request.verbosity or None,
             cmdline=shlex.join(cmdline) if cmdline else None,
-            envvars={**_envvars(request.strategy), **request.environment},
+            envvars={**_envvars(), **request.environment},
             suppress_env_files=True,
             quiet=not request.stream_output,
             event_handler=_keep_events(request.event_handler),
@@ -173,22 +170,12 @@ def _cmdline(request: RunRequest, secret_dir: Path) -> list[str]:
     return args
 
 
-def _envvars(strategy: Strategy) -> dict[str, str]:
+def _envvars() -> dict[str, str]:
     # ansible-playbook lives beside our interpreter (the venv's bin), which need not be on PATH
-    # when opsplay is called as .venv/bin/opsplay, from cron or from a systemd unit.
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    env = {
-        "ANSIBLE_CONFIG": str(ansible_cfg()),
-        "ANSIBLE_ROLES_PATH": str(roles_dir()),
-        # ansible-runner sets this variable to its own callback directory, which hides the
-        # ansible.cfg setting; without it playbooks/queries/ would not find opsplay_prefork.
-        "ANSIBLE_CALLBACK_PLUGINS": str(playbooks_dir() / "callback_plugins"),
-        "PATH": path,
-    }
-    if strategy.plugin_dir:
-        env["ANSIBLE_STRATEGY_PLUGINS"] = strategy.plugin_dir
-        env["ANSIBLE_STRATEGY"] = strategy.name
-    return env
+    # when opsplay is called as .venv/bin/opsplay, from cron or from a systemd unit. The Ansible
+    # configuration (ANSIBLE_CONFIG and opsplay's defaults) comes with the request's environment
+    # (opsplay.ansible_config, chosen by the caller).
+    return {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
 
 
 def _keep_events(handler: EventHandler | None) -> Callable[[dict[str, Any]], bool]:

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from opsplay.content import ansible_cfg, playbooks_dir
-from opsplay.runner import _envvars
+from opsplay.execute import run_configuration
+from opsplay.settings import Settings
+from opsplay.state import private_dir
 from opsplay.strategy import choose
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +67,10 @@ def test_playbooks_beside_it_load_it_with_opsplays_settings_only(tmp_path):
 def test_playbooks_elsewhere_find_it_through_opsplays_settings(tmp_path):
     # playbooks/queries/ and any playbook outside playbooks/: ansible.cfg names the directory,
     # and opsplay's runs name it again (ansible-runner replaces ANSIBLE_CALLBACK_PLUGINS).
-    assert _envvars(choose("auto"))["ANSIBLE_CALLBACK_PLUGINS"] == str(PLUGINS)
+    settings = Settings(inventory_dir=str(REPO / "inventories"), state_dir=str(tmp_path / "s"))
+    env = run_configuration(settings, private_dir(tmp_path / "s"), choose("auto")).env
+    assert env["ANSIBLE_CALLBACK_PLUGINS"].split(os.pathsep)[0] == str(PLUGINS)
+    assert env["ANSIBLE_CALLBACKS_ENABLED"].split(",")[0] == "opsplay_prefork"
     playbook = tmp_path / "play.yml"
     playbook.write_text(
         "- hosts: localhost\n  gather_facts: false\n"
