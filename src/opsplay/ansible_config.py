@@ -70,8 +70,11 @@ class AnsibleConfig:
     settings: tuple[Setting, ...]
 
 
-def team_config_file(inventory_dir: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The team's ansible.cfg: ANSIBLE_CONFIG, ./ansible.cfg, INVENTORY_DIR/ansible.cfg."""
+def team_config_file(
+    inventory_dir: Path | None, environ: Mapping[str, str], own_file: Path | None = None
+) -> Path | None:
+    """The team's ansible.cfg: ANSIBLE_CONFIG, ./ansible.cfg, INVENTORY_DIR/ansible.cfg; never
+    ``own_file`` (run from opsplay's checkout, its ./ansible.cfg is opsplay's own)."""
     explicit = environ.get("ANSIBLE_CONFIG")
     if explicit:
         path = Path(explicit).expanduser()
@@ -82,7 +85,7 @@ def team_config_file(inventory_dir: Path | None, environ: Mapping[str, str]) -> 
     if inventory_dir is not None:
         candidates.append(inventory_dir / "ansible.cfg")
     for candidate in candidates:
-        if candidate.is_file():
+        if candidate.is_file() and (own_file is None or candidate.resolve() != own_file.resolve()):
             return candidate.resolve()
     return None
 
@@ -99,9 +102,9 @@ def resolve(
     come first whatever the team sets. ``own_extra``: opsplay's settings chosen at run time
     (the strategy), defaults like those of its file."""
     environ = os.environ if environ is None else environ
-    team = team_config_file(inventory_dir, environ)
+    team = team_config_file(inventory_dir, environ, own_file)
     if team is not None and team == own_file.resolve():
-        team = None  # run from opsplay's checkout: its ./ansible.cfg is opsplay's own
+        team = None  # ANSIBLE_CONFIG naming opsplay's own file
     own = {**_read(own_file), **(own_extra or {})}
     theirs = _read(team) if team else {}
     env: dict[str, str] = {}

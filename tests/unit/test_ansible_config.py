@@ -59,9 +59,11 @@ def test_without_a_team_file_the_run_reads_opsplays(tmp_path, monkeypatch):
     assert "ANSIBLE_FORKS" not in config.env  # read from opsplay's own file
 
 
-def test_opsplays_checkout_is_not_a_team(monkeypatch):
+def test_opsplays_checkout_is_not_a_team(tmp_path, monkeypatch):
     monkeypatch.chdir(ansible_cfg().parent)  # its ./ansible.cfg is opsplay's own
     assert resolve(None).team_file is None
+    beside = team_file(tmp_path / "inventories")  # ...so the inventories' one is the team's
+    assert resolve(None, inventory_dir=tmp_path / "inventories").team_file == beside
 
 
 def test_team_file_wins_key_by_key(tmp_path, monkeypatch):
