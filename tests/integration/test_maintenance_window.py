@@ -204,8 +204,8 @@ def test_host_stopped_inside_the_window_then_status_and_the_next_weekly(
     assert row["maintenance"]["run_id"] == window["run_id"] != ""
     table = run_opsplay("status", "--env", "lab", "--limit", HOST)
     assert f"since {window['time']} (run {window['run_id']})" in table.out
-    prom = (run_opsplay.state / "metrics" / "opsplay-lab.prom").read_text()
-    assert f'opsplay_maintenance_mode{{env="lab",host="{HOST}"}} 1' in prom
+    prom = (run_opsplay.metrics / "opsplay-lab.prom").read_text()  # prometheus_client's text
+    assert f'opsplay_maintenance_mode{{env="lab",host="{HOST}"}} 1.0' in prom.splitlines()
 
     health = run_opsplay("run", "health", "--env", "lab", "--limit", HOST, "--json")
     assert health.code == ExitCode.HOSTS_FAILED
