@@ -15,6 +15,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_flag
+from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_nginx as nginx
+from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_probe as probe
 
 # Reasons of the schedule windows before flags said `scheduled` (older flags).
 _SCHEDULE_REASONS = ("weekly maintenance", "monthly maintenance")
@@ -108,74 +110,275 @@ def now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "state": {
-                "type": "str",
-                "required": True,
-                "choices": ["read", "recover", "open", "close"],
-            },
-            "flag_path": {"type": "path", "required": True},
-            "log_path": {"type": "path", "required": True},
-            "run_id": {"type": "str", "default": ""},
-            "scheduled": {"type": "bool", "default": False},
-            "exclusive": {"type": "bool", "default": False},
-            "env": {"type": "str", "default": ""},
-            "reason": {"type": "str", "default": ""},
-            "actor": {"type": "str", "default": ""},
-            "outcome": {"type": "str", "default": "ok"},
-            "before": {"type": "dict", "default": {}},
-            "close_command": {"type": "str", "default": ""},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    window = read_window(p["flag_path"])
-    action, message = plan(
-        p["state"], window, p["run_id"], p["scheduled"], p["exclusive"], p["close_command"]
-    )
-    if action == "fail":
-        module.fail_json(msg=message, window=window)
-    if action == "none":
-        module.exit_json(changed=False, window=window, action=action)
-    if module.check_mode:
-        module.exit_json(changed=True, window=window, action=action)
+def start_entry(p, before):
+    """The window's start entry: logged, then written as the flag."""
+    return {
+        "env": p["env"],
+        "actor": p["actor"],
+        "time": now(),
+        "event": "start",
+        "reason": p["reason"],
+        "run_id": p["run_id"],
+        "scheduled": p["scheduled"],
+        "before": before,
+    }
 
-    common = {"env": p["env"], "actor": p["actor"]}
-    if action == "open":
-        entry = dict(
-            common,
-            time=now(),
-            event="start",
-            reason=p["reason"],
-            run_id=p["run_id"],
-            scheduled=p["scheduled"],
-            before=p["before"],
-        )
-        append_line(p["log_path"], entry)  # the log first: an open window is always logged
-        write_flag(p["flag_path"], entry)
-        module.exit_json(changed=True, window=entry, action=action)
 
-    os.unlink(p["flag_path"])  # the site answers again from the next request on
+def end_entry(p, window, action, outcome):
+    """The window's end entry; ``outcome`` None: the one end_outcome decides."""
     if action == "close_abandoned":
         outcome, reason = "abandoned", window.get("reason", "")
     else:
-        outcome = end_outcome(p["outcome"], window, p["run_id"], p["scheduled"], p["exclusive"])
+        if outcome is None:
+            outcome = end_outcome(p["outcome"], window, p["run_id"], p["scheduled"], p["exclusive"])
         reason = p["reason"]
-    entry = dict(
-        common,
-        time=now(),
-        event="end",
-        reason=reason,
-        outcome=outcome,
-        run_id=window.get("run_id", ""),
-        started=window.get("time", ""),
-    )
+    entry = {
+        "env": p["env"],
+        "actor": p["actor"],
+        "time": now(),
+        "event": "end",
+        "reason": reason,
+        "outcome": outcome,
+        "run_id": window.get("run_id", ""),
+        "started": window.get("time", ""),
+    }
     if p["run_id"] != window.get("run_id", ""):
         entry["closed_by_run_id"] = p["run_id"]
+    return entry
+
+
+def close(p, window, action, outcome=None):
+    """Remove the flag (the site answers again from the next request on), then log the end."""
+    os.unlink(p["flag_path"])
+    entry = end_entry(p, window, action, outcome)
     append_line(p["log_path"], entry)
-    module.exit_json(changed=True, window=window, closed=entry, action=action)
+    return entry
+
+
+def make_dirs(path):
+    """The directory of ``path`` (0755: nginx must search the flag's and read the page's)."""
+    folder = os.path.dirname(path or "")
+    if folder and not os.path.isdir(folder):
+        os.makedirs(folder, 0o755)
+
+
+def open_window(p, before):
+    """Log the start first (an open window is always logged), then write the flag."""
+    entry = start_entry(p, before)
+    make_dirs(p["flag_path"])
+    append_line(p["log_path"], entry)
+    write_flag(p["flag_path"], entry)
+    return entry
+
+
+class Window:
+    """One call of the module: what it found, did and answers, reported as the module's result."""
+
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.result = {"changed": False, "diff": []}
+
+    def fail(self, msg):
+        self.result.pop("diff", None)
+        self.module.fail_json(msg=msg, **self.result)
+
+    def done(self):
+        if not self.module._diff:
+            self.result.pop("diff", None)
+        self.module.exit_json(**self.result)
+
+    def decide(self, state):
+        """The window found and what to do with it (fails the host on 'fail')."""
+        p = self.p
+        window = read_window(p["flag_path"])
+        action, message = plan(
+            state, window, p["run_id"], p["scheduled"], p["exclusive"], p["close_command"]
+        )
+        self.result.update(window=window, action=action)
+        if action == "fail":
+            self.fail(message)
+        return window, action
+
+    def close_abandoned(self, window):
+        """Close another run's scheduled window that run is gone from (outcome abandoned)."""
+        self.result.update(changed=True, abandoned=window)
+        self.flag_diff(window, None)
+        if not self.module.check_mode:
+            self.result["closed"] = close(self.p, window, "close_abandoned")
+
+    def flag_diff(self, before, after):
+        def text(entry):
+            return json.dumps(entry, sort_keys=True, indent=2) + "\n" if entry else ""
+
+        self.result["diff"].append(
+            {
+                "before_header": self.p["flag_path"],
+                "after_header": self.p["flag_path"],
+                "before": text(before),
+                "after": text(after),
+            }
+        )
+
+    def install(self):
+        """Page, snippet and includes, only with a passing nginx -t; nginx reloaded if changed."""
+        p = self.p
+        if not p["snippet_path"]:
+            return
+        snippet = os.path.realpath(p["snippet_path"])
+        # Sites are often symlinks (sites-enabled -> sites-available): change the file itself.
+        sites = [os.path.realpath(site) for site in p["sites"]]
+        page = os.path.realpath(p["page_path"]) if p["page_path"] else None
+        changes, problems = nginx.plan(
+            snippet, p["snippet_content"], sites, nginx.read_bytes, page, p["page_content"]
+        )
+        if problems:
+            self.fail("; ".join(problems))
+        self.result.update(files=sorted(changes), reloaded=False)
+        self.result["diff"].extend(nginx.diff(changes, nginx.read_bytes))
+        if not changes:
+            return
+        self.result["changed"] = True
+        if self.module.check_mode:
+            return
+        make_dirs(page)
+        failure = nginx.apply(changes, p["test_command"])
+        if failure:
+            self.fail(failure)
+        self.reload()
+
+    def reload(self):
+        rc, out, err = self.module.run_command(self.p["reload_command"])
+        if rc != 0:
+            self.fail(
+                "reloading nginx failed (%s): %s"
+                % (" ".join(self.p["reload_command"]), " ".join((err or out).split()))
+            )
+        self.result["reloaded"] = True
+
+    def prove(self, expect, before):
+        """(answers, problem) of the site's proof; nothing fetched in check mode or without URL."""
+        p = self.p
+        if self.module.check_mode or not p["site_url"]:
+            return {}, None
+        try:
+            answers, problem = probe.prove(
+                p["site_url"], p["health_paths"], expect, before, p["wait"], p["timeout"]
+            )
+        except Exception as exc:  # the window must still be closed
+            answers, problem = {}, "maintenance mode not %s: the proof failed: %s" % (expect, exc)
+        self.result["answers"] = answers
+        return answers, problem
+
+
+def run_recover(w):
+    window, action = w.decide("recover")
+    if action == "close_abandoned":
+        w.close_abandoned(window)
+    w.done()
+
+
+def run_install(w):
+    problem = probe.bad_health_paths(w.p["health_paths"])
+    if problem:
+        w.fail(problem)
+    w.install()
+    w.done()
+
+
+def run_open(w):
+    """Recover, install, record what the site answers, open, prove 503; unproven: closed again."""
+    p = w.p
+    problem = probe.bad_health_paths(p["health_paths"])
+    if problem:
+        w.fail(problem)
+    window, action = w.decide("open")
+    if action == "close_abandoned":
+        w.close_abandoned(window)
+        window, action = None, "open"
+        w.result["action"] = action
+    w.install()
+    if action == "open":
+        w.result["changed"] = True
+        if w.module.check_mode:
+            w.flag_diff(None, start_entry(p, {}))
+            w.done()
+        before, problem = probe.baseline(p["site_url"], p["health_paths"], p["timeout"])
+        if problem:
+            w.fail(problem)
+        window = open_window(p, before)
+        w.result["window"] = window
+        w.flag_diff(None, window)
+    _answers, problem = w.prove("on", window.get("before") or {})
+    if problem:
+        if action == "open":
+            w.result["closed"] = close(p, window, "close", outcome="failed")
+        w.fail(problem)
+    w.done()
+
+
+def run_close(w):
+    """Remove the flag, log the end, then prove the site answers as before the window."""
+    window, action = w.decide("close")
+    if action == "none":
+        w.done()
+    w.result["changed"] = True
+    w.flag_diff(window, None)
+    if w.module.check_mode:
+        w.done()
+    w.result["closed"] = close(w.p, window, action)
+    _answers, problem = w.prove("off", window.get("before") or {})
+    if problem:
+        w.fail(problem)
+    w.done()
+
+
+ARGUMENT_SPEC = {
+    "state": {
+        "type": "str",
+        "required": True,
+        "choices": ["read", "recover", "install", "open", "close"],
+    },
+    "flag_path": {"type": "path", "required": True},
+    "log_path": {"type": "path", "required": True},
+    "run_id": {"type": "str", "default": ""},
+    "scheduled": {"type": "bool", "default": False},
+    "exclusive": {"type": "bool", "default": False},
+    "env": {"type": "str", "default": ""},
+    "reason": {"type": "str", "default": ""},
+    "actor": {"type": "str", "default": ""},
+    "outcome": {"type": "str", "default": "ok"},
+    "close_command": {"type": "str", "default": ""},
+    "page_path": {"type": "path", "default": ""},
+    "page_content": {"type": "str", "default": ""},
+    "snippet_path": {"type": "path", "default": ""},
+    "snippet_content": {"type": "str", "default": ""},
+    "sites": {"type": "list", "elements": "path", "default": []},
+    "test_command": {"type": "list", "elements": "str", "default": ["nginx", "-t"]},
+    "reload_command": {
+        "type": "list",
+        "elements": "str",
+        "default": ["systemctl", "reload-or-restart", "nginx"],
+    },
+    "site_url": {"type": "str", "default": ""},
+    "health_paths": {"type": "list", "elements": "str", "default": []},
+    "wait": {"type": "float", "default": 10},
+    "timeout": {"type": "float", "default": 5},
+}
+RUNNERS = {"recover": run_recover, "install": run_install, "open": run_open, "close": run_close}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "install", ["snippet_path"])],
+        supports_check_mode=True,
+    )
+    w = Window(module)
+    if module.params["state"] == "read":
+        w.decide("read")
+        w.done()
+    RUNNERS[module.params["state"]](w)
 
 
 if __name__ == "__main__":

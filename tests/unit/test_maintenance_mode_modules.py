@@ -2,7 +2,14 @@
 open, close or recover, where the include goes, and what the site must answer."""
 
 import importlib.util
+import json
 from pathlib import Path
+
+import pytest
+from ansible_collections.opsplay.ops.plugins.module_utils import (
+    maintenance_nginx,
+    maintenance_probe,
+)
 
 LIBRARY = Path(__file__).parents[2] / "plugins" / "modules"
 
@@ -146,3 +153,122 @@ def test_off_wants_the_site_as_before_or_at_least_no_503():
     assert probe.mismatches({"site": "not 503"}, {"site": "no answer (refused)"}, urls) == [
         "http://h/ no answer (refused), expected anything but 503"
     ]
+
+
+# The one-call window (issue 19): module_utils maintenance_probe and maintenance_nginx, and the
+# kill-safe order of the window module's writes.
+
+
+def answering(table):
+    return lambda url, timeout: table[url]
+
+
+def test_baseline_records_the_site_and_each_health_location_and_needs_a_site_answer():
+    table = {"http://h/": 200, "http://h/health": 404}
+    before, problem = maintenance_probe.baseline("http://h/", ["/health"], 5, get=answering(table))
+    assert (before, problem) == ({"site": 200, "health": {"/health": 404}}, None)
+    table["http://h/"] = "no answer (refused)"
+    _before, problem = maintenance_probe.baseline("http://h/", ["/health"], 5, answering(table))
+    assert problem == "site http://h/ gave no answer (refused)"
+
+
+def test_prove_asks_again_until_the_answers_are_right():
+    answers = iter([200, 200, 503])
+    sleeps = []
+    got, problem = maintenance_probe.prove(
+        "http://h/", [], "on", {}, 60, 5, get=lambda url, t: next(answers), sleep=sleeps.append
+    )
+    assert (got, problem) == ({"site": 503}, None) and len(sleeps) == 2
+
+
+def test_prove_names_what_answered_what_once_the_wait_is_over():
+    table = {"http://h/": 503, "http://h/health": 503}
+    before = {"site": 200, "health": {"/health": 200}}
+    _got, problem = maintenance_probe.prove(
+        "http://h/", ["/health"], "on", before, 0, 5, get=answering(table), sleep=None
+    )
+    assert problem == "maintenance mode not on: http://h/health answered 503, expected 200"
+    _got, problem = maintenance_probe.prove(
+        "http://h/", [], "off", before, 0, 5, get=answering(table), sleep=None
+    )
+    assert problem == "maintenance mode not off: http://h/ answered 503, expected 200"
+
+
+def test_health_locations_must_be_paths():
+    assert maintenance_probe.bad_health_paths(["/health", "/x"]) is None
+    assert maintenance_probe.bad_health_paths(["/health", "health", "x/"]) == (
+        "maintenance_mode_health_locations must be URL paths starting with / (got health, x/)"
+    )
+
+
+def test_plan_installs_the_page_with_the_snippet_and_names_unreadable_paths(tmp_path):
+    files = {"/s.conf": b"snippet", "/site": b"server {\n}\n", "/page.html": b"old"}
+    changes, problems = nginx.plan("/s.conf", "snippet", ["/site"], files.get, "/page.html", "new")
+    assert sorted(changes) == ["/page.html", "/site"] and changes["/page.html"] == b"new"
+    assert problems == []
+    folder = tmp_path / "snippet-dir"
+    folder.mkdir()
+    changes, problems = maintenance_nginx.plan(str(folder), "x", [], maintenance_nginx.read_bytes)
+    assert changes == {} and problems == [f"cannot read {folder}: Is a directory"]
+
+
+def test_apply_keeps_files_with_a_passing_test_and_puts_them_back_otherwise(tmp_path):
+    kept, new = tmp_path / "kept.conf", tmp_path / "new.conf"
+    kept.write_bytes(b"old")
+    changes = {str(kept): b"changed", str(new): b"created"}
+    assert maintenance_nginx.apply(changes, ["true"]) is None
+    assert kept.read_bytes() == b"changed" and new.read_bytes() == b"created"
+    new.unlink()
+    kept.write_bytes(b"old")
+    refuse = ["sh", "-c", "echo 'nginx: [emerg] unknown directive \"x\" in /etc/a:1' >&2; exit 1"]
+    failure = maintenance_nginx.apply(changes, refuse)
+    left = f"({kept}, {new} left as they were)"
+    assert failure == f'nginx -t failed: unknown directive "x" in /etc/a:1 {left}'
+    assert kept.read_bytes() == b"old" and not new.exists()
+
+
+def test_diff_shows_each_file_before_and_after():
+    shown = maintenance_nginx.diff({"/b": b"new", "/a": b"x"}, {"/b": b"old"}.get)
+    assert [(d["before_header"], d["before"], d["after"]) for d in shown] == [
+        ("/a", "", "x"),
+        ("/b", "old", "new"),
+    ]
+
+
+PARAMS = {"env": "lab", "actor": "me", "reason": "weekly maintenance", "run_id": "r2",
+          "scheduled": True, "exclusive": True, "outcome": "ok"}  # fmt: skip
+
+
+def test_open_logs_the_start_before_it_writes_the_flag(tmp_path, monkeypatch):
+    p = dict(PARAMS, flag_path=str(tmp_path / "d" / "flag"), log_path=str(tmp_path / "log"))
+
+    def killed(path, entry):
+        raise KeyboardInterrupt  # killed between the two writes
+
+    monkeypatch.setattr(window, "write_flag", killed)
+    with pytest.raises(KeyboardInterrupt):
+        window.open_window(p, {"site": 200})
+    logged = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
+    assert [e["event"] for e in logged] == ["start"] and logged[0]["before"] == {"site": 200}
+    assert (tmp_path / "d").is_dir()  # the flag's directory is made
+
+
+def test_close_removes_the_flag_before_it_logs_the_end(tmp_path):
+    flag, log = tmp_path / "flag", tmp_path / "log"
+    flag.write_text(json.dumps(WEEKLY))
+    log.mkdir()  # the log cannot be written: the site must answer again all the same
+    p = dict(PARAMS, flag_path=str(flag), log_path=str(log))
+    with pytest.raises(OSError):
+        window.close(p, WEEKLY, "close_abandoned")
+    assert not flag.exists()
+
+
+def test_end_entries_say_abandoned_failed_or_the_outcome_and_who_closed():
+    entry = window.end_entry(PARAMS, WEEKLY, "close_abandoned", None)
+    assert entry["outcome"] == "abandoned" and entry["reason"] == "weekly maintenance"
+    assert entry["run_id"] == "r1" and entry["closed_by_run_id"] == "r2"
+    assert entry["started"] == WEEKLY["time"]
+    own = dict(WEEKLY, run_id="r2")
+    assert window.end_entry(PARAMS, own, "close", "failed")["outcome"] == "failed"
+    ok = window.end_entry(PARAMS, own, "close", None)
+    assert ok["outcome"] == "ok" and "closed_by_run_id" not in ok

@@ -222,12 +222,6 @@ def test_a_test_command_that_does_not_exist_installs_nothing(tree):
     assert tree.state() == before and tree.leftovers() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a snippet_path or site that is a directory makes read_bytes raise "
-    "IsADirectoryError, which nothing catches: the module dies with a traceback instead of one "
-    "line naming the path",
-)
 def test_a_snippet_path_that_is_a_directory_is_one_line(tree):
     before = tree.state()
     with_dir = tree.args(snippet_path=str(tree.snippet.parent))  # the directory, not the file
