@@ -8,6 +8,7 @@ install) uses the repository root, which is the collection. Nothing here imports
 from __future__ import annotations
 
 import os
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def collections_path(state_dir: Path) -> Path:
         directory.chmod(0o700)  # each one, not only the last (mkdir(parents=True) would not)
     link, target = parent / name, str(content_root())
     if not (link.is_symlink() and os.readlink(link) == target):
-        tmp = parent / f".{name}.{os.getpid()}.tmp"
+        tmp = parent / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"  # runs in threads
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(target, target_is_directory=True)
         tmp.replace(link)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +47,16 @@ class HostProgress:
 class Progress:
     """Consumes events. On a terminal: a live table; otherwise one line per task result."""
 
-    def __init__(self, title: str, *, live: bool, quiet: bool) -> None:
+    def __init__(
+        self,
+        title: str,
+        *,
+        live: bool,
+        quiet: bool,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.title = title
+        self._on_event = on_event
         self.hosts: dict[str, HostProgress] = {}
         self.stats: dict[str, Any] | None = None
         # What roles recorded with ansible.builtin.set_stats (aggregated, not per host): the
@@ -76,6 +85,8 @@ class Progress:
             self._live.stop()
 
     def handle(self, event: dict[str, Any]) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         host = data.get("host")

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsplay import content, runner
 from opsplay.arguments import bad_input, given_vars
 from opsplay.display import Progress, print_json, print_recap
-from opsplay.environments import Environment, load_environment
+from opsplay.environment import Environment, load_environment
 
 if TYPE_CHECKING:
     from opsplay.ansible_config import AnsibleConfig
@@ -21,40 +23,81 @@ from opsplay.errors import ExitCode, OpsplayError
 from opsplay.guard import confirm_run
 from opsplay.inputs import RunOptions
 from opsplay.lock import environment_lock
-from opsplay.procedures import Playbook
+from opsplay.playbooks import Playbook
 from opsplay.settings import Settings
 from opsplay.state import History, RunRecord, private_dir
 from opsplay.strategy import Strategy, choose
 from opsplay.tags import check_tags
 
 
-def execute(settings: Settings, book: Playbook, what: str, options: RunOptions) -> int:
-    """A procedure or schedule: guard, lock, the recorded run, notification, recap."""
+@dataclass
+class Channel:
+    """How a run talks to whoever started it. The CLI prints notices on stderr, shows live
+    progress and may ask for confirmation on a terminal; the library (``opsplay.api``) collects
+    notices, passes events to its caller and never prompts or prints."""
+
+    notice: Callable[[str], None] = field(default=lambda message: None)
+    on_event: Callable[[dict[str, Any]], None] | None = None
+    interactive: bool = False  # may ask for confirmation on a terminal
+    display: bool = False  # live table or per-task lines on stderr
+    confirm_hint: str = "confirm=True"  # how this caller confirms a prod or destructive run
+
+
+def cli_channel() -> Channel:
+    return Channel(
+        notice=lambda message: print(f"opsplay: {message}", file=sys.stderr),
+        interactive=True,
+        display=True,
+        confirm_hint="--yes (or OPSPLAY_YES=1)",
+    )
+
+
+def execute(
+    settings: Settings, book: Playbook, what: str, options: RunOptions, channel: Channel
+) -> RunRecord:
+    """A procedure or schedule: guard, lock, the recorded run, closing a window a cancelled
+    run left open, notification. Returns the run's record (its hosts may have failed: see
+    ``exit_code``); raises OpsplayError (BadInput, Locked, NotConfirmed) before anything ran,
+    and lets KeyboardInterrupt through after closing the window."""
     assert options.env is not None
     env = load_environment(settings.inventories(), options.env)
     check_selection(env, options)
-    confirm_run(env, book, what, check=options.check, yes=options.yes)
+    confirm_run(
+        env,
+        book,
+        what,
+        check=options.check,
+        yes=options.yes,
+        interactive=channel.interactive,
+        hint=channel.confirm_hint,
+    )
     state_dir = private_dir(settings.state())
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
         try:
-            record, _ = run_recorded(settings, env, book.path, what, options, locked=True)
+            record, _ = run_recorded(settings, env, book.path, what, options, channel, locked=True)
         except KeyboardInterrupt:
             if book.opens_window:
-                close_window(settings, env, what, options)
+                close_window(settings, env, what, options, channel)
             raise
         if record.status == "canceled" and book.opens_window:
-            close_window(settings, env, what, options)
+            close_window(settings, env, what, options, channel)
     if options.notify_url:
         from opsplay.notify import send, should_notify
 
         if should_notify(record, options.notify_on):
-            send(options.notify_url, record, options.notify_format)
+            send(options.notify_url, record, options.notify_format, notice=channel.notice)
+    if book.opens_window and not options.check:
+        warn_windows_left(record, env.name, channel)
+    return record
+
+
+def execute_and_print(settings: Settings, book: Playbook, what: str, options: RunOptions) -> int:
+    """The CLI's run commands: execute on the CLI's channel, then the recap (or JSON)."""
+    record = execute(settings, book, what, options, cli_channel())
     if options.as_json:
         print_json(record)
     else:
         print_recap(record)
-    if book.opens_window and not options.check:
-        warn_windows_left(record, env.name)
     return int(record.exit_code or 0)
 
 
@@ -65,19 +108,20 @@ def check_selection(env: Environment, options: RunOptions) -> None:
     check_tags("--skip-tags", options.skip_tags, content.content_root())
 
 
-def warn_windows_left(record: RunRecord, env: str) -> None:
+def warn_windows_left(record: RunRecord, env: str, channel: Channel) -> None:
     """A host unreachable during a window run may have kept its window open: say how it closes."""
     for host, row in record.hosts.items():
         if row.get("unreachable"):
-            print(
-                f"opsplay: {host} was unreachable during {record.what} (run {record.id}): if its "
+            channel.notice(
+                f"{host} was unreachable during {record.what} (run {record.id}): if its "
                 "window was open it is still in maintenance mode; the next window run closes it, "
-                f"or: opsplay maintenance-mode off --env {env} --limit {host}",
-                file=sys.stderr,
+                f"or: opsplay maintenance-mode off --env {env} --limit {host}"
             )
 
 
-def close_window(settings: Settings, env: Environment, what: str, options: RunOptions) -> None:
+def close_window(
+    settings: Settings, env: Environment, what: str, options: RunOptions, channel: Channel
+) -> None:
     """Turn maintenance mode off after a cancelled window run (its `always:` never ran).
 
     Runs playbooks/maintenance-mode.yml with state=off and outcome=cancelled on the same hosts,
@@ -86,12 +130,11 @@ def close_window(settings: Settings, env: Environment, what: str, options: RunOp
     """
     if options.check:
         return  # a dry run turned nothing on
-    from opsplay.procedures import procedure
+    from opsplay.playbooks import procedure
 
-    print(
-        f"opsplay: {what} was cancelled inside a maintenance window: "
-        f"turning maintenance mode off on {env.name}",
-        file=sys.stderr,
+    channel.notice(
+        f"{what} was cancelled inside a maintenance window: "
+        f"turning maintenance mode off on {env.name}"
     )
     by_hand = f"opsplay maintenance-mode off --env {env.name}"
     cleanup = RunOptions(
@@ -109,19 +152,19 @@ def close_window(settings: Settings, env: Environment, what: str, options: RunOp
             procedure("maintenance-mode").path,
             f"{what}: close window",
             cleanup,
+            Channel(notice=channel.notice),  # no progress of its own
             locked=True,
         )
     except KeyboardInterrupt:
-        print(f"opsplay: maintenance mode may still be on: run {by_hand}", file=sys.stderr)
+        channel.notice(f"maintenance mode may still be on: run {by_hand}")
         raise
     if record.exit_code != ExitCode.OK:
-        print(
-            f"opsplay: turning maintenance mode off failed ({record.status}; opsplay history "
-            f"show {record.id}): run {by_hand}",
-            file=sys.stderr,
+        channel.notice(
+            f"turning maintenance mode off failed ({record.status}; opsplay history "
+            f"show {record.id}): run {by_hand}"
         )
     else:
-        print(f"opsplay: maintenance mode is off on {env.name}", file=sys.stderr)
+        channel.notice(f"maintenance mode is off on {env.name}")
 
 
 def run_query(
@@ -134,6 +177,7 @@ def run_query(
     verbosity: int,
     run_file_var: str | None = None,
     extravars: dict[str, Any] | None = None,
+    channel: Channel | None = None,
 ) -> tuple[Environment, RunRecord, Path]:
     """A read-only query (``playbooks/queries/QUERY.yml``) as the query commands run it.
 
@@ -158,7 +202,14 @@ def run_query(
     check_selection(env, options)
     playbook = playbooks_dir() / "queries" / f"{query}.yml"
     record, run_file = run_recorded(
-        settings, env, playbook, query, options, run_file_var=run_file_var, quiet=True
+        settings,
+        env,
+        playbook,
+        query,
+        options,
+        channel or cli_channel(),
+        run_file_var=run_file_var,
+        quiet=True,
     )
     return env, record, run_file
 
@@ -169,6 +220,7 @@ def run_recorded(
     playbook: Path,
     what: str,
     options: RunOptions,
+    channel: Channel,
     run_file_var: str | None = None,
     quiet: bool = False,
     locked: bool = False,
@@ -188,7 +240,7 @@ def run_recorded(
     """
     strategy = choose(options.strategy)
     if options.verbosity:
-        print(f"opsplay: {strategy.reason}", file=sys.stderr)
+        channel.notice(strategy.reason)
     state_dir = private_dir(settings.state())
     history = History(state_dir, keep=settings.history_keep)
     run_id, run_dir = history.new_run_dir(env.name)
@@ -208,10 +260,13 @@ def run_recorded(
     if run_file_var:
         run_file = run_dir / f"{what}.json"
         extravars[run_file_var] = str(run_file)
-    stream = options.verbosity > 0 and not options.as_json
-    live = sys.stderr.isatty() and not stream
+    stream = channel.display and options.verbosity > 0 and not options.as_json
+    live = channel.display and sys.stderr.isatty() and not stream
     progress = Progress(
-        f"{what} on {env.name}", live=live, quiet=quiet or options.as_json or stream
+        f"{what} on {env.name}",
+        live=live,
+        quiet=quiet or options.as_json or stream or not channel.display,
+        on_event=channel.on_event,
     )
     request = runner.RunRequest(
         playbook=playbook,

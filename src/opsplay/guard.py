@@ -6,13 +6,23 @@ import sys
 
 import click
 
-from opsplay.environments import Environment, is_protected
+from opsplay.environment import Environment, is_protected
 from opsplay.errors import ExitCode, OpsplayError
-from opsplay.procedures import Playbook
+from opsplay.playbooks import Playbook
 
 
-def confirm_run(env: Environment, book: Playbook, what: str, *, check: bool, yes: bool) -> None:
-    """Return when the run may go ahead; raise NOT_CONFIRMED otherwise. --check never asks."""
+def confirm_run(
+    env: Environment,
+    book: Playbook,
+    what: str,
+    *,
+    check: bool,
+    yes: bool,
+    interactive: bool = True,
+    hint: str = "--yes (or OPSPLAY_YES=1)",
+) -> None:
+    """Return when the run may go ahead; raise NOT_CONFIRMED otherwise. --check never asks;
+    neither does a caller that is not ``interactive`` (library code) or has no terminal."""
     reasons = []
     if is_protected(env.name):
         reasons.append(f"'{env.name}' is a protected environment")
@@ -22,9 +32,9 @@ def confirm_run(env: Environment, book: Playbook, what: str, *, check: bool, yes
         return
     why = " and ".join(reasons)
     action = what.removeprefix("run ")  # "run restore" is recorded; "run restore" is not said
-    if not sys.stdin.isatty():
+    if not (interactive and sys.stdin.isatty()):
         raise OpsplayError(
-            f"refusing to run {action} on {env.name} without --yes (or OPSPLAY_YES=1): {why}",
+            f"refusing to run {action} on {env.name} without {hint}: {why}",
             ExitCode.NOT_CONFIRMED,
         )
     question = f"{why}. Run {action} on {env.name} ({len(env.hosts)} hosts)?"

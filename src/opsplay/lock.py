@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from opsplay.errors import ExitCode, OpsplayError
+from opsplay.errors import Locked
 from opsplay.state import private_dir
 
 
@@ -26,9 +26,8 @@ def environment_lock(state_dir: Path, env: str, command: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OpsplayError(
-                f"environment '{env}' is locked by {_describe_holder(path)}", ExitCode.LOCKED
-            ) from None
+            holder = _describe_holder(path)
+            raise Locked(f"environment '{env}' is locked by {holder}", holder=holder) from None
         holder = {
             "pid": os.getpid(),
             "command": command,

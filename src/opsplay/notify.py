@@ -10,6 +10,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +46,13 @@ def redact(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}"
 
 
-def send(url: str, record: RunRecord, fmt: str, timeout: float = 10.0) -> bool:
+def send(
+    url: str,
+    record: RunRecord,
+    fmt: str,
+    timeout: float = 10.0,
+    notice: Callable[[str], None] | None = None,
+) -> bool:
     body = json.dumps(payload(record, fmt)).encode()
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
@@ -56,5 +63,9 @@ def send(url: str, record: RunRecord, fmt: str, timeout: float = 10.0) -> bool:
         return True
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "code", None) or type(exc).__name__
-        print(f"opsplay: notification to {redact(url)} failed: {reason}", file=sys.stderr)
+        message = f"notification to {redact(url)} failed: {reason}"
+        if notice is None:
+            print(f"opsplay: {message}", file=sys.stderr)
+        else:
+            notice(message)
         return False

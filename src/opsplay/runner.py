@@ -17,7 +17,9 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,30 +93,31 @@ def run_playbook(request: RunRequest) -> RunResult:
     import ansible_runner  # heavy: imported only when a playbook runs
 
     secret_dir = Path(tempfile.mkdtemp(prefix=f"opsplay-{request.ident}-", dir=_private_tmp()))
-    old_umask = os.umask(0o077)  # everything ansible-runner writes is private
-    try:
-        cmdline = _cmdline(request, secret_dir)
-        runner = ansible_runner.run(
-            private_data_dir=str(request.private_data_dir),
-            ident=request.ident,
-            playbook=str(request.playbook),
-            inventory=[str(source) for source in request.inventory],
-            limit=request.limit,
-            tags=request.tags,
-            skip_tags=request.skip_tags,
-            forks=request.forks,
-            verbosity=request.verbosity or None,
-            cmdline=shlex.join(cmdline) if cmdline else None,
-            envvars={**_envvars(), **request.environment},
-            suppress_env_files=True,
-            quiet=not request.stream_output,
-            event_handler=_keep_events(request.event_handler),
-            project_dir=str(request.playbook.parent),
-        )
-    finally:
-        os.umask(old_umask)
-        _reap(str(secret_dir))
-        shutil.rmtree(secret_dir, ignore_errors=True)
+    # everything ansible-runner writes is private; ansible-runner installs its own SIGINT and
+    # SIGTERM handlers in the main thread (to cancel the run): the caller's come back after
+    with _private_umask(), _caller_signal_handlers():
+        try:
+            cmdline = _cmdline(request, secret_dir)
+            runner = ansible_runner.run(
+                private_data_dir=str(request.private_data_dir),
+                ident=request.ident,
+                playbook=str(request.playbook),
+                inventory=[str(source) for source in request.inventory],
+                limit=request.limit,
+                tags=request.tags,
+                skip_tags=request.skip_tags,
+                forks=request.forks,
+                verbosity=request.verbosity or None,
+                cmdline=shlex.join(cmdline) if cmdline else None,
+                envvars={**_envvars(), **request.environment},
+                suppress_env_files=True,
+                quiet=not request.stream_output,
+                event_handler=_keep_events(request.event_handler),
+                project_dir=str(request.playbook.parent),
+            )
+        finally:
+            _reap(str(secret_dir))
+            shutil.rmtree(secret_dir, ignore_errors=True)
     artifacts = request.private_data_dir / "artifacts" / request.ident
     _scrub(request.private_data_dir, artifacts)
     return RunResult(
@@ -123,6 +126,44 @@ def run_playbook(request: RunRequest) -> RunResult:
         stats=runner.stats,
         artifacts=artifacts,
     )
+
+
+_UMASK_LOCK = threading.Lock()
+_UMASK_USERS = 0
+_UMASK_SAVED = 0
+
+
+@contextmanager
+def _private_umask() -> Iterator[None]:
+    """umask 077 while any run of this process goes on, the caller's again after the last one
+    (the umask belongs to the whole process: runs in other threads share it)."""
+    global _UMASK_USERS, _UMASK_SAVED
+    with _UMASK_LOCK:
+        if _UMASK_USERS == 0:
+            _UMASK_SAVED = os.umask(0o077)
+        _UMASK_USERS += 1
+    try:
+        yield
+    finally:
+        with _UMASK_LOCK:
+            _UMASK_USERS -= 1
+            if _UMASK_USERS == 0:
+                os.umask(_UMASK_SAVED)
+
+
+@contextmanager
+def _caller_signal_handlers() -> Iterator[None]:
+    """The SIGINT/SIGTERM handlers as they were before ansible-runner replaced them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # ansible-runner installs none outside the main thread
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _reap(marker: str) -> list[int]:

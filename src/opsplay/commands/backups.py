@@ -34,7 +34,10 @@ from opsplay.errors import ExitCode, OpsplayError
 from opsplay.options import query_options
 
 if TYPE_CHECKING:
+    from opsplay.environment import Environment
+    from opsplay.execute import Channel
     from opsplay.settings import Settings
+    from opsplay.state import RunRecord
 
 DEFAULT_MAX_AGE = "26h"
 GLOBALS = "_globals"  # the pg_dumpall --globals-only backups (roles, tablespaces)
@@ -272,6 +275,59 @@ def _print_table(summary: dict[str, Any], title: str) -> None:
     console.print(table)
 
 
+def collect(
+    settings: Settings,
+    env_name: str | None,
+    limit: str | None,
+    vault_password_file: str | None,
+    verbosity: int,
+    max_age_seconds: int,
+    verify: bool,
+    as_json: bool = False,
+    channel: Channel | None = None,
+) -> tuple[Environment, RunRecord, dict[str, Any]]:
+    """Run the read-only backups query and judge its listing: (env, run record, summary).
+    The CLI prints the summary; ``opsplay.api.backups`` returns it as Backup objects."""
+    import json
+
+    from opsplay.execute import run_query
+
+    env, record, listing = run_query(
+        settings,
+        "backups",
+        env_name,
+        limit,
+        as_json,
+        vault_password_file,
+        verbosity,
+        run_file_var="pg_backup_inventory_file",
+        extravars={"pg_backup_inventory_verify": True} if verify else None,
+        channel=channel,
+    )
+    try:
+        document = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = None
+    failed = {
+        host: row.get("message") or "failed"
+        for host, row in record.hosts.items()
+        if row.get("failed") or row.get("unreachable")
+    }
+    if document is None:
+        reasons = "; ".join(f"{h}: {m}" for h, m in failed.items()) or (
+            "no db_servers host matched" if record.exit_code == ExitCode.OK else record.status
+        )
+        raise OpsplayError(
+            f"no backup listing for '{env.name}' ({reasons}); "
+            f"see: opsplay history show {record.id}",
+            ExitCode(record.exit_code or ExitCode.ERROR),
+        )
+    summary = summarize(document, datetime.now(UTC), max_age_seconds, failed)
+    summary["run"] = {"id": record.id, "status": record.status, "exit_code": record.exit_code}
+    summary["checked"] = "checksums" if verify else "size"
+    return env, record, summary
+
+
 @click.command("backups")
 @query_options
 @click.option(
@@ -313,41 +369,16 @@ def command(
     import json
     import sys
 
-    from opsplay.execute import run_query
-
-    seconds = parse_max_age(max_age)
-    env, record, listing = run_query(
+    env, record, summary = collect(
         settings,
-        "backups",
         env_name,
         limit,
-        as_json,
         vault_password_file,
         verbosity,
-        run_file_var="pg_backup_inventory_file",
-        extravars={"pg_backup_inventory_verify": True} if verify else None,
+        parse_max_age(max_age),
+        verify,
+        as_json=as_json,
     )
-    try:
-        document = json.loads(listing.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        document = None
-    failed = {
-        host: row.get("message") or "failed"
-        for host, row in record.hosts.items()
-        if row.get("failed") or row.get("unreachable")
-    }
-    if document is None:
-        reasons = "; ".join(f"{h}: {m}" for h, m in failed.items()) or (
-            "no db_servers host matched" if record.exit_code == ExitCode.OK else record.status
-        )
-        raise OpsplayError(
-            f"no backup listing for '{env.name}' ({reasons}); "
-            f"see: opsplay history show {record.id}",
-            ExitCode(record.exit_code or ExitCode.ERROR),
-        )
-    summary = summarize(document, datetime.now(UTC), seconds, failed)
-    summary["run"] = {"id": record.id, "status": record.status, "exit_code": record.exit_code}
-    summary["checked"] = "checksums" if verify else "size"
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     elif sys.stdout.isatty():

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 @click.pass_obj
 def command(settings: Settings, as_json: bool) -> int:
     """List environments: hosts, groups (with host counts), protection."""
-    from opsplay.environments import is_protected, list_environments
+    from opsplay.environment import is_protected, list_environments
 
     root = settings.inventories()
     envs = list_environments(root)

@@ -18,7 +18,7 @@ from opsplay.options import JSON_OPTION, env_option, require_env
 @click.pass_obj
 def command(settings: Settings, env_name: str | None, as_json: bool) -> int:
     """Show the resolved hosts of an environment."""
-    from opsplay.environments import load_environment
+    from opsplay.environment import load_environment
 
     env_name = require_env(env_name)
     env = load_environment(settings.inventories(), env_name)

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from opsplay.settings import Settings
 
 from opsplay.options import run_options
-from opsplay.procedures import SCHEDULES, schedule
+from opsplay.playbooks import SCHEDULES, schedule
 
 
 @click.command("maintenance")
@@ -19,9 +19,9 @@ from opsplay.procedures import SCHEDULES, schedule
 @click.pass_obj
 def command(settings: Settings, schedule_name: str, **kwargs: Any) -> int:
     """Run the daily, weekly, monthly or quarterly maintenance schedule."""
-    from opsplay.execute import execute
+    from opsplay.execute import execute_and_print
     from opsplay.inputs import RunOptions
 
     book = schedule(schedule_name)
     options = RunOptions.from_click(**kwargs)
-    return execute(settings, book, f"maintenance {schedule_name}", options)
+    return execute_and_print(settings, book, f"maintenance {schedule_name}", options)

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 @click.pass_obj
 def command(settings: Settings, state: str, **kwargs: Any) -> int:
     """Turn maintenance mode on or off (nginx serves 503, health endpoints keep answering)."""
-    from opsplay.execute import execute
+    from opsplay.execute import execute_and_print
     from opsplay.inputs import RunOptions
-    from opsplay.procedures import procedure
+    from opsplay.playbooks import procedure
 
     book = procedure("maintenance-mode")
     options = RunOptions.from_click(**kwargs)
     options.extravars["state"] = state
-    return execute(settings, book, f"maintenance-mode {state}", options)
+    return execute_and_print(settings, book, f"maintenance-mode {state}", options)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 from opsplay.errors import OpsplayError
 from opsplay.options import run_options
-from opsplay.procedures import available_procedures, procedure
+from opsplay.playbooks import available_procedures, procedure
 
 
 class _RunCommand(click.Command):
@@ -45,9 +45,9 @@ def command(settings: Settings, name: str | None, list_only: bool, **kwargs: Any
         return 0
     if not name:
         raise OpsplayError("missing PROCEDURE (see 'opsplay run --list')")
-    from opsplay.execute import execute
+    from opsplay.execute import execute_and_print
     from opsplay.inputs import RunOptions
 
     book = procedure(name)
     options = RunOptions.from_click(**kwargs)
-    return execute(settings, book, f"run {name}", options)
+    return execute_and_print(settings, book, f"run {name}", options)

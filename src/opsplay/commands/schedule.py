@@ -130,7 +130,7 @@ def _jobs(settings: Settings, env_name: str, log_dir: str, status_every: int) ->
     import sys
     from pathlib import Path
 
-    from opsplay.environments import load_environment
+    from opsplay.environment import load_environment
     from opsplay.errors import OpsplayError
     from opsplay.schedules import Job, When, load_times
 

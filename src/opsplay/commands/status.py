@@ -25,6 +25,8 @@ from opsplay.options import query_options
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from opsplay.environment import Environment
+    from opsplay.execute import Channel
     from opsplay.settings import Settings
     from opsplay.state import RunRecord
 
@@ -111,7 +113,7 @@ def last_vacuums(reports_dir: Path) -> dict[str, float]:
 
 def last_schedule_runs(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
     """Schedule -> its newest real run (started, status, exit code)."""
-    from opsplay.procedures import SCHEDULES
+    from opsplay.playbooks import SCHEDULES
 
     runs: dict[str, dict[str, Any]] = {name: {} for name in SCHEDULES}
     for record in records:  # oldest first
@@ -173,6 +175,54 @@ def render(status: dict[str, Any], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def collect(
+    settings: Settings,
+    env_name: str | None,
+    limit: str | None,
+    vault_password_file: str | None,
+    verbosity: int,
+    as_json: bool = False,
+    channel: Channel | None = None,
+) -> tuple[Environment, RunRecord, dict[str, Any], float]:
+    """Run the read-only status query and build the status document: (env, run record,
+    document, when). The CLI prints it and writes the textfile; ``opsplay.api.status``
+    returns it as a FleetStatus."""
+    from opsplay.commands.report import reports_root
+    from opsplay.execute import run_query
+    from opsplay.state import History
+
+    env, record, _ = run_query(
+        settings,
+        "status",
+        env_name,
+        limit,
+        as_json,
+        vault_password_file,
+        verbosity,
+        channel=channel,
+    )
+    probes = record.data.get("status") or {}
+    now = time.time()
+    vacuums = last_vacuums(reports_root(settings) / env.name)
+    hosts = [h for h in env.hosts if h in probes or h in record.hosts]
+    status = {
+        "env": env.name,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "run": {"id": record.id, "status": record.status, "exit_code": record.exit_code},
+        "hosts": {
+            host: host_status(
+                probes.get(host),
+                "db_servers" in env.host_groups.get(host, set()),
+                vacuums.get(host),
+                now,
+            )
+            for host in hosts
+        },
+        "schedules": last_schedule_runs(History(settings.state()).records(env.name)),
+    }
+    return env, record, status, now
+
+
 @click.command("status")
 @query_options
 @click.option(
@@ -194,33 +244,9 @@ def command(
 ) -> int:
     """Fleet status: backups, restore tests, certificates, security updates, reboot, vacuum,
     and the last run of each schedule (read-only; also written for Prometheus)."""
-
-    from opsplay.commands.report import reports_root
-    from opsplay.execute import run_query
-    from opsplay.state import History
-
-    env, record, _ = run_query(
-        settings, "status", env_name, limit, as_json, vault_password_file, verbosity
+    env, record, status, now = collect(
+        settings, env_name, limit, vault_password_file, verbosity, as_json=as_json
     )
-    probes = record.data.get("status") or {}
-    now = time.time()
-    vacuums = last_vacuums(reports_root(settings) / env.name)
-    hosts = [h for h in env.hosts if h in probes or h in record.hosts]
-    status = {
-        "env": env.name,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "run": {"id": record.id, "status": record.status, "exit_code": record.exit_code},
-        "hosts": {
-            host: host_status(
-                probes.get(host),
-                "db_servers" in env.host_groups.get(host, set()),
-                vacuums.get(host),
-                now,
-            )
-            for host in hosts
-        },
-        "schedules": last_schedule_runs(History(settings.state()).records(env.name)),
-    }
     from opsplay import metrics
 
     metrics.write(metrics.textfile_path(metrics_dir, env.name), metrics.registry(status, now))

@@ -47,6 +47,14 @@ class Playbook:
     def available(self) -> bool:
         return self.path.is_file()
 
+    def __repr__(self) -> str:
+        return f"Procedure({self.name!r}, role={self.role!r}, destructive={self.destructive})"
+
+
+#: The library's name for a playbook ``opsplay.run`` accepts (name, role, description,
+#: destructive, opens_window).
+Procedure = Playbook
+
 
 PROCEDURES: dict[str, Playbook] = {
     p.name: p
