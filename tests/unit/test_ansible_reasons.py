@@ -27,7 +27,7 @@ def test_limit_matching_no_host_names_the_groups(opsplay, inventories):
 
 
 def test_limit_uses_ansible_patterns(opsplay, inventories):
-    from opsplay.environments import load_environment
+    from opsplay.environment import load_environment
 
     env = load_environment(inventories, "prod")
     assert env.inventory is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from opsplay.environments import load_environment
+from opsplay.environment import load_environment
 from opsplay.errors import OpsplayError
 from opsplay.inventory import inventory_sources, resolve
 
@@ -71,8 +71,7 @@ def test_yaml_under_any_name(tmp_path):
 
 def test_constructed_group_from_a_host_variable(tmp_path):
     (tmp_path / "01-hosts.yml").write_text(
-        "all:\n  hosts:\n"
-        "    a1: {site: paris}\n    a2: {site: berlin}\n    a3: {site: paris}\n"
+        "all:\n  hosts:\n    a1: {site: paris}\n    a2: {site: berlin}\n    a3: {site: paris}\n"
     )
     (tmp_path / "02-constructed.yml").write_text(
         "plugin: ansible.builtin.constructed\nstrict: true\n"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from opsplay.environments import Environment
+from opsplay.environment import Environment
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.guard import confirm_run
-from opsplay.procedures import Playbook
+from opsplay.playbooks import Playbook
 
 SAFE = Playbook("health", "health", "")
 DESTRUCTIVE = Playbook("restore", "pg_backup", "", destructive=True)

@@ -52,7 +52,7 @@ def test_env_reads_the_same_everywhere(opsplay):
 
 
 def test_run_help_lists_every_procedure(opsplay):
-    from opsplay.procedures import available_procedures
+    from opsplay.playbooks import available_procedures
 
     out = opsplay("run", "--help").out
     listed = out.split("Procedures:")[1]

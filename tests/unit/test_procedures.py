@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from opsplay.procedures import PROCEDURES, SCHEDULES, available_procedures
+from opsplay.playbooks import PROCEDURES, SCHEDULES, available_procedures
 
 REPO = Path(__file__).resolve().parents[2]
 
