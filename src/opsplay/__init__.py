@@ -28,6 +28,7 @@ __all__ = [
     "Locked",
     "NotConfirmed",
     "OpsplayError",
+    "OutsideWindow",
     "Procedure",
     "RunRecord",
     "RunResult",
@@ -59,7 +60,7 @@ _API = (
     "run",
     "status",
 )
-_ERRORS = ("BadInput", "Interrupted", "Locked", "NotConfirmed", "OpsplayError")
+_ERRORS = ("BadInput", "Interrupted", "Locked", "NotConfirmed", "OpsplayError", "OutsideWindow")
 _WHERE = {
     **dict.fromkeys(_API, "opsplay.api"),
     **dict.fromkeys(_ERRORS, "opsplay.errors"),
@@ -87,7 +88,14 @@ if TYPE_CHECKING:
         status,
     )
     from opsplay.environment import Environment
-    from opsplay.errors import BadInput, Interrupted, Locked, NotConfirmed, OpsplayError
+    from opsplay.errors import (
+        BadInput,
+        Interrupted,
+        Locked,
+        NotConfirmed,
+        OpsplayError,
+        OutsideWindow,
+    )
     from opsplay.playbooks import Procedure
     from opsplay.settings import Settings
     from opsplay.state import RunRecord

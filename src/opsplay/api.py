@@ -205,6 +205,7 @@ def run(
     skip_tags: str | Iterable[str] | None = None,
     forks: int | None = None,
     confirm: bool = False,
+    outside_window: str | None = None,
     on_event: Callable[[Event], None] | None = None,
     notify_url: str | None = None,
     notify_on: str = "failure",
@@ -214,11 +215,13 @@ def run(
     """Run one procedure (``opsplay run PROCEDURE``, e.g. ``"backup"``) on an environment.
 
     ``confirm=True`` is needed for a protected environment (prod) or a destructive procedure
-    (else ``NotConfirmed``); ``check=True`` is a dry run and never needs it. ``on_event``
-    receives an ``Event`` for each step while the run goes on (called from the thread running
-    it). Raises ``BadInput``, ``Locked``, ``NotConfirmed`` before anything ran, ``Interrupted``
-    when the run was cancelled (Ctrl-C, SIGTERM). Returns the result otherwise, also when hosts
-    failed (``result.ok`` is False)."""
+    (else ``NotConfirmed``); ``check=True`` is a dry run and never needs it. With a maintenance
+    calendar, a disruptive procedure outside every window or inside a freeze raises
+    ``OutsideWindow`` unless ``outside_window`` gives the reason (and ``confirm=True``).
+    ``on_event`` receives an ``Event`` for each step while the run goes on (called from the
+    thread running it). Raises ``BadInput``, ``Locked``, ``NotConfirmed``, ``OutsideWindow``
+    before anything ran, ``Interrupted`` when the run was cancelled (Ctrl-C, SIGTERM). Returns
+    the result otherwise, also when hosts failed (``result.ok`` is False)."""
     from opsplay.playbooks import procedure as find_procedure
 
     book = find_procedure(procedure)
@@ -237,6 +240,7 @@ def maintenance(
     skip_tags: str | Iterable[str] | None = None,
     forks: int | None = None,
     confirm: bool = False,
+    outside_window: str | None = None,
     on_event: Callable[[Event], None] | None = None,
     notify_url: str | None = None,
     notify_on: str = "failure",
@@ -394,6 +398,9 @@ def _options(env: str, arguments: Mapping[str, Any], settings: Settings, confirm
         ("http://", "https://")
     ):
         raise OpsplayError("notify_url must be an http:// or https:// URL")
+    reason = arguments.get("outside_window")
+    if reason is not None and not str(reason).strip():
+        raise OpsplayError("outside_window needs a reason (it goes to the logs)")
     vault = settings.vault_password_file
     if vault and not Path(vault).is_file():
         raise OpsplayError(f"vault password file {vault} not found")
@@ -411,6 +418,7 @@ def _options(env: str, arguments: Mapping[str, Any], settings: Settings, confirm
         notify_url=arguments.get("notify_url"),
         notify_on=arguments.get("notify_on") or "failure",
         notify_format=arguments.get("notify_format") or "json",
+        outside_window=arguments.get("outside_window"),
         strategy=settings.strategy,
         extravars=dict(extra),
     )

@@ -138,7 +138,7 @@ def cli(
 
     \b
     Exit codes: 0 ok, 1 error, 2 bad input, 3 hosts failed, 4 hosts unreachable,
-    5 environment locked, 6 not confirmed, 130 interrupted.
+    5 environment locked, 6 not confirmed, 7 outside the maintenance window, 130 interrupted.
     """
     ctx.obj = Settings(inventory_dir=inventory_dir, state_dir=state_dir, history_keep=history_keep)
 

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     HOSTS_UNREACHABLE = 4  # the run finished, one or more hosts were unreachable
     LOCKED = 5  # another run holds this environment's lock
     NOT_CONFIRMED = 6  # prod or destructive run without confirmation / --yes
+    OUTSIDE_WINDOW = 7  # a disruptive run outside the calendar's windows or inside a freeze
     INTERRUPTED = 130  # Ctrl-C or SIGTERM; the run was cancelled
 
 
@@ -66,6 +67,13 @@ class NotConfirmed(OpsplayError):
     code = ExitCode.NOT_CONFIRMED
 
 
+class OutsideWindow(OpsplayError):
+    """A disruptive run refused by the environment's maintenance calendar (exit 7): outside
+    its window or inside a change freeze; nothing ran. ``outside_window=REASON`` overrides."""
+
+    code = ExitCode.OUTSIDE_WINDOW
+
+
 class Interrupted(OpsplayError):
     """The run was interrupted (Ctrl-C, SIGTERM) and cancelled (exit 130); ``result`` is what
     it did until then, when it had started."""
@@ -81,5 +89,6 @@ _BY_CODE: dict[ExitCode, type[OpsplayError]] = {
     ExitCode.USAGE: BadInput,
     ExitCode.LOCKED: Locked,
     ExitCode.NOT_CONFIRMED: NotConfirmed,
+    ExitCode.OUTSIDE_WINDOW: OutsideWindow,
     ExitCode.INTERRUPTED: Interrupted,
 }

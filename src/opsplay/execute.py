@@ -62,6 +62,7 @@ def execute(
     assert options.env is not None
     env = load_environment(settings.inventories(), options.env)
     check_selection(env, options)
+    outside = check_calendar(settings, env, book, what, options, channel)
     confirm_run(
         env,
         book,
@@ -70,6 +71,7 @@ def execute(
         yes=options.yes,
         interactive=channel.interactive,
         hint=channel.confirm_hint,
+        outside_window=outside,
     )
     state_dir = private_dir(settings.state())
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
@@ -106,6 +108,56 @@ def check_selection(env: Environment, options: RunOptions) -> None:
     env.check_limit(options.limit)
     check_tags("--tags", options.tags, content.content_root())
     check_tags("--skip-tags", options.skip_tags, content.content_root())
+
+
+def check_calendar(
+    settings: Settings,
+    env: Environment,
+    book: Playbook,
+    what: str,
+    options: RunOptions,
+    channel: Channel,
+    now: float | None = None,
+) -> bool:
+    """The environment's maintenance calendar (``ENV/calendar.yml``), before any host is
+    touched: a schedule runs only inside its own window, a disruptive procedure inside any
+    window, neither inside a freeze; ``--check`` is never refused. Refused: a schedule's run
+    is recorded as missed (``opsplay status`` shows it), and OutsideWindow (exit 7) is raised,
+    unless ``--outside-window REASON`` overrides (returns True: the prod guard then asks)."""
+    import datetime as dt
+
+    from opsplay import maintenance_calendar
+
+    calendar = maintenance_calendar.load(env.path)
+    if calendar is None or options.check or not (book.disruptive or book.schedule):
+        return False
+    moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
+    decision = calendar.decide(moment, book.schedule)
+    if decision.allowed:
+        return False
+    if options.outside_window:
+        channel.notice(f"{what} on {env.name} outside its window: {options.outside_window}")
+        return True
+    if book.schedule:
+        history = History(private_dir(settings.state()), keep=settings.history_keep)
+        run_id, _ = history.new_run_dir(env.name)
+        missed = RunRecord(
+            id=run_id,
+            env=env.name,
+            what=what,
+            check=False,
+            started=moment.timestamp(),
+            status="missed",
+            exit_code=int(ExitCode.OUTSIDE_WINDOW),
+            duration=0.0,
+            outside_window=decision.reason,
+        )
+        history.save(missed)
+        history.rotate()
+    raise OpsplayError(
+        f"{what} on {env.name} {decision.reason} (--outside-window REASON overrides)",
+        ExitCode.OUTSIDE_WINDOW,
+    )
 
 
 def warn_windows_left(record: RunRecord, env: str, channel: Channel) -> None:
@@ -254,6 +306,9 @@ def run_recorded(
     )
     history.save(record)
     extravars = {**options.extravars, "opsplay_run_id": run_id}
+    if options.outside_window:
+        record.outside_window = options.outside_window
+        extravars["opsplay_outside_window_reason"] = options.outside_window
     if locked:
         extravars["opsplay_environment_locked"] = True
     run_file = run_dir

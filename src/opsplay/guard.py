@@ -20,6 +20,7 @@ def confirm_run(
     yes: bool,
     interactive: bool = True,
     hint: str = "--yes (or OPSPLAY_YES=1)",
+    outside_window: bool = False,
 ) -> None:
     """Return when the run may go ahead; raise NOT_CONFIRMED otherwise. --check never asks;
     neither does a caller that is not ``interactive`` (library code) or has no terminal."""
@@ -28,6 +29,8 @@ def confirm_run(
         reasons.append(f"'{env.name}' is a protected environment")
     if book.destructive:
         reasons.append(f"'{book.name}' is destructive")
+    if outside_window:
+        reasons.append("it runs outside the maintenance calendar's windows")
     if check or yes or not reasons:
         return
     why = " and ".join(reasons)

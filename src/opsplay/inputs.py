@@ -29,6 +29,7 @@ class RunOptions:
     strategy: str = "auto"
     notify_on: str = "failure"
     notify_format: str = "json"
+    outside_window: str | None = None  # the reason to run outside the calendar's windows
     extravars: dict[str, Any] = field(default_factory=dict)
     extravar_files: list[Path] = field(default_factory=list)
 
@@ -39,6 +40,8 @@ class RunOptions:
         options.extravars, options.extravar_files = parse_extra_vars(options.extra_vars)
         if options.notify_url and not options.notify_url.startswith(("http://", "https://")):
             raise OpsplayError("--notify-url must be an http:// or https:// URL")
+        if options.outside_window is not None and not options.outside_window.strip():
+            raise OpsplayError("--outside-window needs a reason (it goes to the logs)")
         if options.vault_password_file and not Path(options.vault_password_file).is_file():
             raise OpsplayError(f"vault password file {options.vault_password_file} not found")
         return options

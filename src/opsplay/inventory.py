@@ -24,8 +24,9 @@ from typing import Any
 
 from opsplay.errors import OpsplayError
 
-# opsplay's own files in an environment directory: not inventory sources.
-OPSPLAY_FILES = frozenset({"schedule.yml", "schedule.yaml"})
+# opsplay's own files in an environment directory (schedules, maintenance calendar): not
+# inventory sources.
+OPSPLAY_FILES = frozenset({"schedule.yml", "schedule.yaml", "calendar.yml", "calendar.yaml"})
 
 # ansible-core's module-level display is swapped while one thread resolves an inventory.
 _RESOLVING = threading.RLock()

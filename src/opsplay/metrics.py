@@ -150,10 +150,16 @@ def registry(status: dict[str, Any], now: float) -> Any:
         "1 when the schedule's last run succeeded.",
         ("env", "schedule"),
     )
+    missed = gauge(
+        "opsplay_schedule_missed_windows",
+        "Runs of the schedule refused outside its window (maintenance calendar) in the history.",
+        ("env", "schedule"),
+    )
     for name, run in status["schedules"].items():
-        if run:
+        if run.get("started") is not None:
             last_run.labels(env, name).set(run["started"])
             last_ok.labels(env, name).set(1 if run["exit_code"] == 0 else 0)
+        missed.labels(env, name).set((run.get("missed") or {}).get("count", 0))
     gauge(
         "opsplay_status_timestamp_seconds", "When opsplay status ran (Unix time).", ("env",)
     ).labels(env).set(now)

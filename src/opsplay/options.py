@@ -100,6 +100,13 @@ RUN_OPTIONS = (
         help="Do not ask for confirmation (prod and destructive runs).",
     ),
     click.option(
+        "--outside-window",
+        envvar="OPSPLAY_OUTSIDE_WINDOW",
+        metavar="REASON",
+        help="Run a disruptive procedure or schedule outside the maintenance calendar's windows "
+        "or inside a freeze (an emergency; the prod guard applies; REASON is recorded).",
+    ),
+    click.option(
         "--notify-url",
         envvar="OPSPLAY_NOTIFY_URL",
         metavar="URL",

@@ -20,7 +20,15 @@ if TYPE_CHECKING:
 class Playbook:
     """A playbook the CLI can run. (A plain class: this module loads for ``--help``.)"""
 
-    __slots__ = ("description", "destructive", "name", "opens_window", "role")
+    __slots__ = (
+        "description",
+        "destructive",
+        "disruptive",
+        "name",
+        "opens_window",
+        "role",
+        "schedule",
+    )
 
     def __init__(
         self,
@@ -29,6 +37,8 @@ class Playbook:
         description: str,
         destructive: bool = False,
         opens_window: bool = False,
+        disruptive: bool = False,
+        schedule: str | None = None,
     ) -> None:
         self.name = name
         self.role = role  # roles/ROLE does the work; molecule/ROLE proves it
@@ -36,6 +46,10 @@ class Playbook:
         self.destructive = destructive  # asks for confirmation in every environment
         # turns maintenance mode on (and off in `always:`); a cancelled run must close it
         self.opens_window = opens_window
+        # opens a window or changes packages or services: with a maintenance calendar, it
+        # starts only inside one of the environment's windows (opsplay.maintenance_calendar)
+        self.disruptive = disruptive or opens_window
+        self.schedule = schedule  # the maintenance schedule this playbook is (its own window)
 
     @property
     def path(self) -> Path:
@@ -72,9 +86,17 @@ PROCEDURES: dict[str, Playbook] = {
             "pg_backup",
             "restore the newest backups into scratch databases and check them",
         ),
-        Playbook("restore", "pg_backup", "restore a backup over a database", destructive=True),
+        Playbook(
+            "restore",
+            "pg_backup",
+            "restore a backup over a database",
+            destructive=True,
+            disruptive=True,
+        ),
         Playbook("vacuum", "pg_maintenance", "VACUUM (ANALYZE) the tables that need it"),
-        Playbook("reindex", "pg_maintenance", "rebuild bloated indexes concurrently"),
+        Playbook(
+            "reindex", "pg_maintenance", "rebuild bloated indexes concurrently", disruptive=True
+        ),
         Playbook(
             "kill-long-queries",
             "pg_maintenance",
@@ -94,18 +116,23 @@ PROCEDURES: dict[str, Playbook] = {
         ),
         Playbook("cert-check", "cert_renewal", "report certificate expiry against thresholds"),
         Playbook(
-            "renew-certs", "cert_renewal", "renew due certificates with certbot and verify them"
+            "renew-certs",
+            "cert_renewal",
+            "renew due certificates with certbot and verify them",
+            disruptive=True,  # reloads the services using them
         ),
         Playbook(
             "maintenance-mode",
             "maintenance_mode",
             "maintenance page on or off (-e state=on|off; or opsplay maintenance-mode on|off)",
+            disruptive=True,
         ),
         Playbook(
             "security-updates",
             "security_updates",
             "apply security updates in batches",
             destructive=True,
+            disruptive=True,
         ),
     )
 }
@@ -133,6 +160,7 @@ def schedule(name: str) -> Playbook:
         "",
         f"the {name} maintenance schedule",
         opens_window=name in WINDOW_SCHEDULES,
+        schedule=name,
     )
     if not book.available:
         raise OpsplayError(f"schedule '{name}' has no playbook ({book.path})")

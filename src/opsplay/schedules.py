@@ -40,6 +40,7 @@ class When:
     day: int | None = None  # day of month (monthly, quarterly)
     months: tuple[int, ...] = ()  # quarterly
     every_minutes: int | None = None  # a refresh every N minutes (hour/minute unused)
+    timezone: str | None = None  # the maintenance calendar's zone (systemd timers say it)
 
     def cron(self) -> str:
         if self.every_minutes:
@@ -55,7 +56,8 @@ class When:
         months = ",".join(f"{m:02d}" for m in self.months) or "*"
         day = f"{self.day:02d}" if self.day else "*"
         prefix = f"{self.weekday} " if self.weekday else ""
-        return f"{prefix}*-{months}-{day} {self.hour:02d}:{self.minute:02d}:00"
+        zone = f" {self.timezone}" if self.timezone else ""
+        return f"{prefix}*-{months}-{day} {self.hour:02d}:{self.minute:02d}:00{zone}"
 
 
 def parse_time(schedule: str, text: str) -> When:
@@ -82,7 +84,35 @@ def parse_time(schedule: str, text: str) -> When:
 
 
 def load_times(env_dir: Path) -> dict[str, When | None]:
-    """Times per schedule (None: disabled with ``off``), defaults overridden by schedule.yml."""
+    """Times per schedule (None: disabled with ``off``). With a maintenance calendar
+    (``calendar.yml``), each schedule starts at its window's start, in the calendar's zone, and
+    a schedule without a window does not run; otherwise the defaults, overridden by
+    schedule.yml."""
+    from opsplay import maintenance_calendar
+
+    calendar = maintenance_calendar.load(env_dir)
+    if calendar is not None:
+        if (env_dir / SCHEDULE_FILE).is_file():
+            raise OpsplayError(
+                f"{env_dir}: both {SCHEDULE_FILE} and {maintenance_calendar.CALENDAR_FILE}: the "
+                "calendar's windows give the schedules' times; remove schedule.yml"
+            )
+        times: dict[str, When | None] = dict.fromkeys(DEFAULT_TIMES)
+        for name, window in calendar.windows.items():
+            weekday = _DAYS[window.weekday] if window.weekday is not None else None
+            times[name] = When(
+                window.start.hour,
+                window.start.minute,
+                weekday=weekday,
+                day=window.day,
+                months=window.months,
+                timezone=calendar.timezone,
+            )
+        return times
+    return _schedule_file_times(env_dir)
+
+
+def _schedule_file_times(env_dir: Path) -> dict[str, When | None]:
     import yaml
 
     texts: dict[str, object] = dict(DEFAULT_TIMES)
@@ -156,6 +186,14 @@ def render(jobs: list[Job], fmt: str) -> dict[Path, str]:
 
 def _cron(jobs: list[Job]) -> str:
     first = jobs[0]
+    from opsplay.maintenance_calendar import local_zone_name
+
+    zones = {job.when.timezone for job in jobs if job.when.timezone}
+    if zones - {local_zone_name()}:
+        raise OpsplayError(
+            f"the maintenance calendar's time zone {', '.join(sorted(zones))} is not the control "
+            f"node's ({local_zone_name()}): cron would run at the wrong hour; use --format systemd"
+        )
     lines = [
         MARKER,
         f"# opsplay maintenance schedules for the {first.env} environment.",

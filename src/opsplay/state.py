@@ -69,6 +69,9 @@ class RunRecord:
     artifacts: str = ""
     strategy: str = ""
     data: dict[str, Any] = field(default_factory=dict)  # the roles' set_stats reports
+    # why a disruptive run went outside the calendar's windows (--outside-window), or why a
+    # refused one did not run (status "missed")
+    outside_window: str = ""
 
     @property
     def totals(self) -> dict[str, int]:

@@ -63,9 +63,11 @@ def command() -> None:
 @_STATUS_EVERY
 @click.pass_obj
 def show(settings: Settings, env_name: str, fmt: str, log_dir: str, status_every: int) -> int:
-    """Print exactly what install would write."""
+    """Print the calendar's next windows and freezes, then exactly what install would write."""
     from opsplay.schedules import render
 
+    for line in _calendar_lines(settings, env_name):
+        click.echo(line)
     for path, content in render(_jobs(settings, env_name, log_dir, status_every), fmt).items():
         click.echo(f"# --- /{path}")
         click.echo(content, nl=False)
@@ -107,6 +109,52 @@ def install(
     return 0
 
 
+@command.command("check")
+@_ENV
+@click.option(
+    "--at",
+    "at_text",
+    envvar="OPSPLAY_SCHEDULE_AT",
+    metavar="TIME",
+    help="When (ISO 8601, e.g. 2026-12-07T02:30; without an offset: the calendar's zone); "
+    "default now.",
+)
+@click.option(
+    "--schedule",
+    "schedule_name",
+    envvar="OPSPLAY_SCHEDULE",
+    metavar="SCHEDULE",
+    help="A schedule's run (its own window); default an ad-hoc disruptive procedure (any window).",
+)
+@click.pass_obj
+def check(settings: Settings, env_name: str, at_text: str | None, schedule_name: str | None) -> int:
+    """Say whether a disruptive run would be allowed now (or at TIME) and why; exit 7 if not."""
+    import datetime as dt
+
+    from opsplay import maintenance_calendar
+    from opsplay.environment import load_environment
+    from opsplay.errors import ExitCode, OpsplayError
+
+    env = load_environment(settings.inventories(), env_name)
+    calendar = maintenance_calendar.load(env.path)
+    if calendar is None:
+        click.echo(f"{env.name} has no maintenance calendar: every run is allowed")
+        return 0
+    if schedule_name and schedule_name not in maintenance_calendar.SCHEDULES:
+        raise OpsplayError(f"unknown schedule '{schedule_name}'")
+    moment = dt.datetime.now(dt.UTC)
+    if at_text:
+        try:
+            moment = dt.datetime.fromisoformat(at_text)
+        except ValueError:
+            raise OpsplayError(f"--at {at_text}: not an ISO 8601 time (2026-12-07T02:30)") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=calendar.zone)
+    decision = calendar.decide(moment, schedule_name)
+    click.echo(("allowed: " if decision.allowed else "") + decision.reason)
+    return 0 if decision.allowed else int(ExitCode.OUTSIDE_WINDOW)
+
+
 @command.command("remove")
 @_ENV
 @_ROOT
@@ -122,6 +170,39 @@ def remove(env_name: str, root: str) -> int:
     if not removed:
         click.echo(f"no schedule installed for {env_name}")
     return 0
+
+
+def _calendar_lines(settings: Settings, env_name: str) -> list[str]:
+    """The calendar as comment lines: each schedule's next window (local and UTC) with what
+    runs in it, and the freezes; nothing without a calendar."""
+    import datetime as dt
+
+    from opsplay import maintenance_calendar
+    from opsplay.environment import load_environment
+
+    env = load_environment(settings.inventories(), env_name)
+    calendar = maintenance_calendar.load(env.path)
+    if calendar is None:
+        return []
+    now = dt.datetime.now(dt.UTC)
+    lines = [
+        f"# maintenance calendar of {env.name} ({calendar.timezone}, {env.path / 'calendar.yml'})"
+    ]
+    for name, window in calendar.windows.items():
+        nxt = calendar.next_window(now, (name,))
+        if nxt is None:
+            lines.append(
+                f"# {name} {window.text()}: no window in the next year outside the freezes"
+            )
+            continue
+        start, end = nxt.start.astimezone(calendar.zone), nxt.end.astimezone(calendar.zone)
+        local = f"{start:%a %Y-%m-%d %H:%M}-{end:%H:%M}"
+        utc = f"{nxt.start:%Y-%m-%d %H:%M}-{nxt.end:%H:%M} UTC"
+        lines.append(
+            f"# next {name} window: {local} ({utc}): opsplay maintenance {name} --env {env.name}"
+        )
+    lines += [f"# freeze {freeze.text()}" for freeze in calendar.freezes]
+    return lines
 
 
 def _jobs(settings: Settings, env_name: str, log_dir: str, status_every: int) -> list[Job]:

@@ -112,19 +112,28 @@ def last_vacuums(reports_dir: Path) -> dict[str, float]:
 
 
 def last_schedule_runs(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
-    """Schedule -> its newest real run (started, status, exit code)."""
+    """Schedule -> its newest real run (started, status, exit code), and the windows it missed
+    (a run refused outside its window, e.g. a timer's catch-up at boot): the newest one and how
+    many the history holds."""
     from opsplay.playbooks import SCHEDULES
 
     runs: dict[str, dict[str, Any]] = {name: {} for name in SCHEDULES}
     for record in records:  # oldest first
         name = record.what.removeprefix("maintenance ")
-        if record.what.startswith("maintenance ") and name in runs and not record.check:
-            runs[name] = {
-                "started": record.started,
-                "status": record.status,
-                "exit_code": record.exit_code,
-                "id": record.id,
-            }
+        if not record.what.startswith("maintenance ") or name not in runs or record.check:
+            continue
+        if record.status == "missed":
+            missed = runs[name].setdefault("missed", {"count": 0})
+            missed.update(
+                count=missed["count"] + 1, at=record.started, reason=record.outside_window
+            )
+            continue
+        runs[name].update(
+            started=record.started,
+            status=record.status,
+            exit_code=record.exit_code,
+            id=record.id,
+        )
     return runs
 
 
@@ -166,12 +175,19 @@ def render(status: dict[str, Any], now: float) -> str:
 
     lines = [plain_table(COLUMNS, rows(status))]
     for name, run in status["schedules"].items():
-        if run:
+        if run.get("started") is not None:
             when = format_age(now - run["started"])
             outcome = f"{run['status']} (exit {run['exit_code']})"
             lines.append(f"{name:<10} last run {when} ago: {outcome}")
         else:
             lines.append(f"{name:<10} never run")
+        missed = run.get("missed")
+        if missed:
+            ago = format_age(now - missed["at"])
+            lines.append(
+                f"{'':<10} missed {missed['count']} window(s), the last {ago} ago: "
+                f"{missed['reason']}"
+            )
     return "\n".join(lines) + "\n"
 
 
