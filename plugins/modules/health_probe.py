@@ -51,6 +51,38 @@ def postgres_state(host, port):
     return {"ready": proc.returncode == 0, "message": message}
 
 
+def postgres_login(postgres, login, connect=None):
+    """The login check ({where, available, error}): log in for real as ``login["user"]`` with
+    its password over TCP to the checked server (what community.postgresql.postgresql_ping did
+    in a task of its own), then close the session."""
+    where = "postgresql login %s@%s:%s/%s" % (
+        login["user"],
+        postgres["host"],
+        postgres["port"],
+        login["database"],
+    )
+    if connect is None:
+        try:
+            import psycopg2
+        except ImportError:
+            return {"where": where, "available": False, "error": "python3-psycopg2 is missing"}
+        connect = psycopg2.connect
+    try:
+        session = connect(
+            host=postgres["host"],
+            port=int(postgres["port"]),
+            user=login["user"],
+            password=login["password"],
+            dbname=login["database"],
+            connect_timeout=10,
+            application_name="opsplay health",
+        )
+    except Exception as exc:  # psycopg2.Error and its OperationalError: the reason, reported
+        return {"where": where, "available": False, "error": str(exc)}
+    session.close()
+    return {"where": where, "available": True, "error": ""}
+
+
 def parse_systemctl_show(units, returncode, stdout, stderr):
     """LoadState/ActiveState/SubState per unit from ``systemctl show``'s blocks."""
     blocks = stdout.strip().split("\n\n") if stdout.strip() else []
@@ -288,8 +320,10 @@ def measure_and_decide(args):
         problems.extend(cert_problems)
         warnings.extend(cert_warnings)
         summary.extend(cert_summary)
-    # the login check (a task before this one) comes last, as it always has
-    add(postgres_findings(None, None, args["postgres_login"]))
+    # the login check comes last, as it always has
+    login = args["postgres_login"]
+    login = found["postgres_login"] = postgres_login(pg, login) if pg and login else None
+    add(postgres_findings(None, None, login))
     return problems, warnings, summary, found
 
 
@@ -306,7 +340,14 @@ def main():
             "disk_max_percent": {"type": "int", "default": 90},
             "memory_max_percent": {"type": "int", "default": 90},
             "postgres": {"type": "dict"},
-            "postgres_login": {"type": "dict"},
+            "postgres_login": {
+                "type": "dict",
+                "options": {
+                    "user": {"type": "str", "default": "postgres"},
+                    "password": {"type": "str", "required": True, "no_log": True},
+                    "database": {"type": "str", "default": "postgres"},
+                },
+            },
             "services": {"type": "list", "elements": "str", "default": []},
             "certificates": {"type": "list", "elements": "str", "default": []},
             "certbot_live_dir": {"type": "str"},

@@ -213,6 +213,35 @@ def test_maintenance_message(tmp_path):
     assert hp.maintenance(str(flag)) == f"in maintenance mode (flag {flag} unreadable)"
 
 
+def test_postgres_login_logs_in_as_the_role_over_tcp_and_reports_the_reason():
+    pg = {"host": "127.0.0.1", "port": "5432"}
+    login = {"user": "app", "password": "s3cret", "database": "appdb"}
+    seen = []
+
+    class Session:
+        def close(self):
+            seen.append("closed")
+
+    def accept(**kwargs):
+        seen.append(kwargs)
+        return Session()
+
+    where = "postgresql login app@127.0.0.1:5432/appdb"
+    assert hp.postgres_login(pg, login, accept) == {"where": where, "available": True, "error": ""}
+    assert seen[0]["host"] == "127.0.0.1" and seen[0]["port"] == 5432
+    assert (seen[0]["user"], seen[0]["password"], seen[0]["dbname"]) == ("app", "s3cret", "appdb")
+    assert seen[1] == "closed"
+
+    def refuse(**kwargs):
+        raise RuntimeError('FATAL:  password authentication failed for user "app"\nmore')
+
+    result = hp.postgres_login(pg, login, refuse)
+    assert result["available"] is False
+    problems, _ = hp.postgres_findings(None, None, result)
+    assert problems == [where + ' failed: FATAL: password authentication failed for user "app"']
+    assert "s3cret" not in problems[0]
+
+
 def test_critical_above_warning_is_a_problem_and_skips_certificates(monkeypatch):
     monkeypatch.setattr(hp, "memory_percent", lambda: 10)
     args = {
