@@ -12,11 +12,53 @@ takes a backup and calls the module again.
 
 from __future__ import annotations
 
+import json
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils import backup_manifest, disk_usage
 from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import age_seconds, now
 
 KNOWN_GATES = ("backup", "disk", "activity")
+
+# The server's databases, its oldest open transaction and its lock queue, one JSON object.
+SERVER_QUERY = """SELECT json_build_object(
+  'databases', (SELECT coalesce(json_agg(datname::text ORDER BY datname), '[]'::json)
+                FROM pg_database WHERE NOT datistemplate AND datallowconn),
+  'oldest_xact_seconds', coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::int,
+  'oldest_xact_pid', (array_agg(pid ORDER BY xact_start))[1],
+  'lock_waiters', (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock')::int)
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"""
+
+
+def server_command(postgres, euid):
+    """psql running SERVER_QUERY over the unix socket as postgres["become_user"] (peer
+    authentication): through runuser when the module runs as root (to read the backups)."""
+    psql = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+    psql += ["-h", postgres["unix_socket"], "-p", str(postgres["port"]), "-d", "postgres"]
+    psql += ["-c", SERVER_QUERY]
+    if euid == 0:
+        return ["runuser", "-u", postgres["become_user"], "--", *psql]
+    return psql
+
+
+def measure_server(run, postgres, euid):
+    """(server, error): the query's {databases, oldest_xact_seconds, oldest_xact_pid,
+    lock_waiters}, else the one line saying why there is none; run(argv) -> (rc, out, err)."""
+    rc, out, err = run(server_command(postgres, euid))
+    if rc != 0:
+        reason = " ".join((err or out or "exit %d" % rc).split())
+        return None, "cannot measure PostgreSQL on %s:%s: %s" % (
+            postgres["unix_socket"],
+            postgres["port"],
+            reason,
+        )
+    try:
+        server = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None, "cannot measure PostgreSQL: psql answered %r" % out.strip()[:200]
+    return server, None
 
 
 def duration(seconds):
@@ -155,6 +197,14 @@ def main():
             "backup_take": {"type": "bool", "default": False},
             "disk": {"type": "list", "elements": "dict", "default": []},
             "activity": {"type": "dict"},
+            "postgres": {
+                "type": "dict",
+                "options": {
+                    "unix_socket": {"type": "str", "default": "/var/run/postgresql"},
+                    "port": {"type": "int", "default": 5432},
+                    "become_user": {"type": "str", "default": "postgres"},
+                },
+            },
             "max_transaction_age": {"type": "int", "default": 300},
             "max_lock_waiters": {"type": "int", "default": 0},
         },
@@ -163,7 +213,16 @@ def main():
     problem = unknown_gates(module.params["gates"])
     if problem:
         module.fail_json(msg=problem)
-    result = judge(module.params, now())
+    params = module.params
+    wanted = set(params["gates"]) & {"backup", "activity"}
+    if params["postgres"] and params["db_host"] and wanted:
+        server, error = measure_server(
+            lambda argv: module.run_command(argv, cwd="/"), params["postgres"], os.geteuid()
+        )
+        if error:
+            module.fail_json(msg=error)
+        params = dict(params, activity=server, databases=params["databases"] + server["databases"])
+    result = judge(params, now())
     if fails(result, module.params["backup_take"]):
         module.fail_json(**result)
     module.exit_json(changed=False, **result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,32 @@ def test_unknown_gates_are_one_line():
     assert pf.unknown_gates(["backup", "dsik", "cpu"]) == (
         "preflight_gates: unknown gate(s) dsik, cpu (known: backup, disk, activity)"
     )
+
+
+def test_the_server_is_measured_by_psql_as_the_postgres_user():
+    pg = {"unix_socket": "/run/pg", "port": 5433, "become_user": "postgres"}
+    as_root = pf.server_command(pg, 0)
+    assert as_root[:4] == ["runuser", "-u", "postgres", "--"] and as_root[4] == "psql"
+    assert as_root[as_root.index("-h") + 1] == "/run/pg" and "5433" in as_root
+    assert as_root[-1] == pf.SERVER_QUERY
+    assert pf.server_command(pg, 1000)[0] == "psql"  # already that user: no runuser
+
+    row = json.dumps(
+        {"databases": ["app", "postgres"], "oldest_xact_seconds": 7, "oldest_xact_pid": 42,
+         "lock_waiters": 0}
+    )  # fmt: skip
+    server, error = pf.measure_server(lambda argv: (0, row + "\n", ""), pg, 0)
+    assert error is None and server["databases"] == ["app", "postgres"]
+    assert server["oldest_xact_pid"] == 42
+
+    refused = (
+        'psql: error: connection to server on socket "/run/pg/.s.PGSQL.5433" failed:\n No such file'
+    )
+    server, error = pf.measure_server(lambda argv: (2, "", refused), pg, 0)
+    assert server is None
+    assert error == (
+        "cannot measure PostgreSQL on /run/pg:5433: psql: error: connection to server on "
+        'socket "/run/pg/.s.PGSQL.5433" failed: No such file'
+    )
+    _server, error = pf.measure_server(lambda argv: (0, "", ""), pg, 0)
+    assert error.startswith("cannot measure PostgreSQL: psql answered")
