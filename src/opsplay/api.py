@@ -82,8 +82,8 @@ class HostResult:
 @dataclass(frozen=True)
 class RunResult:
     """A finished run. ``ok`` is true when it succeeded on every host; ``data`` holds the
-    roles' reports (e.g. ``data["pg_backup"][HOST]``: the backups made, with sizes and
-    checksums); ``to_json()`` is exactly the CLI's ``--json`` document."""
+    roles' reports (e.g. ``data["health"][HOST]``: each host's health report with its
+    summary); ``to_json()`` is exactly the CLI's ``--json`` document."""
 
     id: str
     env: str

@@ -3,6 +3,7 @@ interrupted window, and two environments run from two threads at once (src/opspl
 
 from __future__ import annotations
 
+import calendar
 import os
 import shutil
 import signal
@@ -44,7 +45,8 @@ def test_a_procedure_with_its_events_then_status_and_backups(settings):
     listed = opsplay.backups("lab", limit=HOST, settings=settings)
     postgres = next(b for b in listed if b.database == "postgres")
     assert postgres.host == HOST and postgres.status == "ok" and postgres.newest_good
-    assert postgres.newest_good["name"] in str(backup.data)  # the backup just made
+    ended = calendar.timegm(time.strptime(postgres.newest_good["ended"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert ended >= int(backup.started)  # the backup this run made
     fleet = opsplay.status("lab", limit=HOST, settings=settings)
     assert fleet.hosts[HOST]["backup_missing"] == []
     assert fleet.to_json()["run"]["id"] == fleet.run_id
