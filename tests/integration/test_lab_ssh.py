@@ -108,5 +108,7 @@ def test_health_through_a_bastion_from_the_teams_ansible_cfg(
             check=True,
         ).stdout
         accepted = [line for line in log.splitlines() if "Accepted publickey for root" in line]
-        assert accepted, (name, log[-2000:])
-        assert all(f"from {bastion_ip} " in line for line in accepted), (name, accepted)
+        through = [line for line in accepted if f"from {bastion_ip} " in line]
+        assert through, (name, log[-2000:])  # Ansible's connection came out of the bastion
+        if name != "opsplay-lab-1":  # the bastion also logs the jumps into it, from here
+            assert through == accepted, (name, accepted)
