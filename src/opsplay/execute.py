@@ -1,6 +1,6 @@
-"""Running one playbook against one environment, start to finish.
+"""Running one playbook against one environment, start to finish, for the CLI and the library.
 
-validate input -> prod guard -> environment lock -> ansible-runner -> history -> exit code
+validate input -> calendar -> prod guard -> environment lock -> ansible-runner -> history
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from opsplay import content, runner
 from opsplay.arguments import bad_input, given_vars
 from opsplay.display import Progress, print_json, print_recap
 from opsplay.environment import Environment, load_environment
-
-if TYPE_CHECKING:
-    from opsplay.ansible_config import AnsibleConfig
 from opsplay.errors import ExitCode, OpsplayError
 from opsplay.guard import confirm_run
 from opsplay.inputs import RunOptions
@@ -28,6 +25,9 @@ from opsplay.settings import Settings
 from opsplay.state import History, RunRecord, private_dir
 from opsplay.strategy import Strategy, choose
 from opsplay.tags import check_tags
+
+if TYPE_CHECKING:
+    from opsplay.ansible_config import AnsibleConfig
 
 
 @dataclass
