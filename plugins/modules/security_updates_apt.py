@@ -201,24 +201,29 @@ def reboot_state() -> tuple[bool, list[str]]:
         return True, []
 
 
-def plan(module: AnsibleModule) -> dict:
-    try:
-        import apt_pkg
-    except ImportError:
-        module.fail_json(msg="python3-apt is not installed on the host (apt install python3-apt)")
-    apt_pkg.init()
-    cache = apt_pkg.Cache(None)
+def newest_security(apt_pkg, newer: list, patterns: list[dict]):
+    """The newest of ``newer`` that comes from a security origin, or None."""
+    target = None
+    for version in newer:
+        if is_security(version, patterns) and (
+            target is None or apt_pkg.version_compare(version.ver_str, target.ver_str) > 0
+        ):
+            target = version
+    return target
+
+
+def survey(apt_pkg, cache, params: dict) -> dict:
+    """Every installed package's version, and each one with a newer candidate sorted into
+    security/other, held, and the (package, version, entry) upgrades to try."""
     policy = apt_pkg.DepCache(cache)
-    patterns = module.params["security_origins"]
-    hold_list = set(module.params["hold"])
-    installed, security, other, held, blocked, upgrades = {}, [], [], [], [], []
-    candidates = []
+    hold_list = set(params["hold"])
+    found = {"installed": {}, "security": [], "other": [], "held": [], "candidates": []}
     for pkg in cache.packages:
         current = pkg.current_ver
         if current is None:
             continue
         name = pkg.get_fullname(True)
-        installed[name] = current.ver_str
+        found["installed"][name] = current.ver_str
         newer = [
             v for v in pkg.version_list if apt_pkg.version_compare(v.ver_str, current.ver_str) > 0
         ]
@@ -227,12 +232,7 @@ def plan(module: AnsibleModule) -> dict:
         candidate = policy.get_candidate_ver(pkg)
         if candidate is None or apt_pkg.version_compare(candidate.ver_str, current.ver_str) <= 0:
             continue  # pinned below, or only older versions available
-        secure = [v for v in newer if is_security(v, patterns)]
-        target = secure[0] if secure else None  # the newest security version
-        if secure:
-            for v in secure[1:]:
-                if apt_pkg.version_compare(v.ver_str, target.ver_str) > 0:
-                    target = v
+        target = newest_security(apt_pkg, newer, params["security_origins"])
         entry = {
             "name": name,
             "from": current.ver_str,
@@ -241,19 +241,29 @@ def plan(module: AnsibleModule) -> dict:
         }
         if target is not None:
             entry["security"] = target.ver_str
-            security.append(entry)
-        else:
-            other.append(entry)
+        found["security" if target is not None else "other"].append(entry)
         if pkg.selected_state == apt_pkg.SELSTATE_HOLD or name in hold_list:
-            held.append(name)
+            found["held"].append(name)
             continue
-        chosen = candidate if module.params["mode"] == "all" else target
+        chosen = candidate if params["mode"] == "all" else target
         if chosen is not None:
-            candidates.append((pkg, chosen, entry))
-    held_names = hold_list | {
+            found["candidates"].append((pkg, chosen, entry))
+    return found
+
+
+def plan(module: AnsibleModule) -> dict:
+    try:
+        import apt_pkg
+    except ImportError:
+        module.fail_json(msg="python3-apt is not installed on the host (apt install python3-apt)")
+    apt_pkg.init()
+    cache = apt_pkg.Cache(None)
+    found = survey(apt_pkg, cache, module.params)
+    held_names = set(module.params["hold"]) | {
         p.get_fullname(True) for p in cache.packages if p.selected_state == apt_pkg.SELSTATE_HOLD
     }
-    for pkg, version, entry in candidates:
+    blocked, upgrades = [], []
+    for pkg, version, entry in found["candidates"]:
         refused, why = drags_held(apt_pkg, cache, pkg, version, held_names)
         if refused:
             blocked.append({"name": entry["name"], "to": version.ver_str, "reason": why})
@@ -267,11 +277,11 @@ def plan(module: AnsibleModule) -> dict:
         "upgrades": upgrades,
         "install": ["%s=%s" % (u["name"], u["to"]) for u in upgrades],
         "restart": [unit for unit in units if unit not in exclude],
-        "pending_security": security,
-        "pending_other": other,
-        "held": sorted(held),
+        "pending_security": found["security"],
+        "pending_other": found["other"],
+        "held": sorted(found["held"]),
         "blocked": blocked,
-        "installed": installed,
+        "installed": found["installed"],
         "reboot_required": reboot,
         "reboot_packages": reboot_pkgs,
         "outdated_services": units,
