@@ -51,31 +51,31 @@ def summary_of_manifests(manifests):
 METRICS = (
     # (name, help, key that must be present, value of an entry)
     (
-        "pg_backup_last_success_timestamp_seconds",
+        "opsplay_pg_backup_last_success_timestamp_seconds",
         "End time of the newest verified backup.",
         "last_success",
         lambda s: s["last_success"],
     ),
     (
-        "pg_backup_last_size_bytes",
+        "opsplay_pg_backup_last_size_bytes",
         "Size of the newest verified backup.",
         "last_success",
         lambda s: s["size_bytes"],
     ),
     (
-        "pg_backup_last_duration_seconds",
+        "opsplay_pg_backup_last_duration_seconds",
         "Duration of the newest verified backup (dump, verify, checksum).",
         "last_success",
         lambda s: s["duration_seconds"],
     ),
     (
-        "pg_backup_restore_test_timestamp_seconds",
+        "opsplay_pg_backup_restore_test_timestamp_seconds",
         "Time of the last restore test.",
         "restore_test_at",
         lambda s: s["restore_test_timestamp"],
     ),
     (
-        "pg_backup_restore_test_success",
+        "opsplay_pg_backup_restore_test_success",
         "Whether the last restore test passed (1) or failed (0).",
         "restore_test_at",
         lambda s: 1 if s["restore_test_ok"] else 0,
@@ -99,12 +99,14 @@ def prom_text(summary):
             if needs in summary[db]
         ]
     lines += _gauge(
-        "pg_backup_backups", "Backups on disk, by state (good: verified; bad: failed verification)."
+        "opsplay_pg_backup_backups",
+        "Backups on disk, by state (good: verified; bad: failed verification).",
     )
     for db in databases:
         for state in ("good", "bad"):
             lines.append(
-                'pg_backup_backups{database="%s",state="%s"} %d' % (db, state, summary[db][state])
+                'opsplay_pg_backup_backups{database="%s",state="%s"} %d'
+                % (db, state, summary[db][state])
             )
     for name, text, needs, value in METRICS[3:]:
         lines += _gauge(name, text)

@@ -126,35 +126,36 @@ def test_the_textfile_gives_the_newest_good_backup_counts_and_restore_tests():
     )  # fmt: skip
     assert rep.prom_text(summary) == (
         "# Managed by opsplay (pg_backup role): rewritten by every backup run.\n"
-        "# HELP pg_backup_last_success_timestamp_seconds End time of the newest verified backup.\n"
-        "# TYPE pg_backup_last_success_timestamp_seconds gauge\n"
-        'pg_backup_last_success_timestamp_seconds{database="_globals"} 1743991200\n'
-        'pg_backup_last_success_timestamp_seconds{database="shop"} 1743991200\n'
-        "# HELP pg_backup_last_size_bytes Size of the newest verified backup.\n"
-        "# TYPE pg_backup_last_size_bytes gauge\n"
-        'pg_backup_last_size_bytes{database="_globals"} 3\n'
-        'pg_backup_last_size_bytes{database="shop"} 7\n'
-        "# HELP pg_backup_last_duration_seconds Duration of the newest verified backup"
+        "# HELP opsplay_pg_backup_last_success_timestamp_seconds End time of the newest verified"
+        " backup.\n"
+        "# TYPE opsplay_pg_backup_last_success_timestamp_seconds gauge\n"
+        'opsplay_pg_backup_last_success_timestamp_seconds{database="_globals"} 1743991200\n'
+        'opsplay_pg_backup_last_success_timestamp_seconds{database="shop"} 1743991200\n'
+        "# HELP opsplay_pg_backup_last_size_bytes Size of the newest verified backup.\n"
+        "# TYPE opsplay_pg_backup_last_size_bytes gauge\n"
+        'opsplay_pg_backup_last_size_bytes{database="_globals"} 3\n'
+        'opsplay_pg_backup_last_size_bytes{database="shop"} 7\n'
+        "# HELP opsplay_pg_backup_last_duration_seconds Duration of the newest verified backup"
         " (dump, verify, checksum).\n"
-        "# TYPE pg_backup_last_duration_seconds gauge\n"
-        'pg_backup_last_duration_seconds{database="_globals"} 1.5\n'
-        'pg_backup_last_duration_seconds{database="shop"} 1.5\n'
-        "# HELP pg_backup_backups Backups on disk, by state (good: verified; bad: failed"
+        "# TYPE opsplay_pg_backup_last_duration_seconds gauge\n"
+        'opsplay_pg_backup_last_duration_seconds{database="_globals"} 1.5\n'
+        'opsplay_pg_backup_last_duration_seconds{database="shop"} 1.5\n'
+        "# HELP opsplay_pg_backup_backups Backups on disk, by state (good: verified; bad: failed"
         " verification).\n"
-        "# TYPE pg_backup_backups gauge\n"
-        'pg_backup_backups{database="_globals",state="good"} 1\n'
-        'pg_backup_backups{database="_globals",state="bad"} 0\n'
-        'pg_backup_backups{database="blog",state="good"} 0\n'
-        'pg_backup_backups{database="blog",state="bad"} 1\n'
-        'pg_backup_backups{database="shop",state="good"} 2\n'
-        'pg_backup_backups{database="shop",state="bad"} 1\n'
-        "# HELP pg_backup_restore_test_timestamp_seconds Time of the last restore test.\n"
-        "# TYPE pg_backup_restore_test_timestamp_seconds gauge\n"
-        'pg_backup_restore_test_timestamp_seconds{database="shop"} 1743994800\n'
-        "# HELP pg_backup_restore_test_success Whether the last restore test passed (1) or"
+        "# TYPE opsplay_pg_backup_backups gauge\n"
+        'opsplay_pg_backup_backups{database="_globals",state="good"} 1\n'
+        'opsplay_pg_backup_backups{database="_globals",state="bad"} 0\n'
+        'opsplay_pg_backup_backups{database="blog",state="good"} 0\n'
+        'opsplay_pg_backup_backups{database="blog",state="bad"} 1\n'
+        'opsplay_pg_backup_backups{database="shop",state="good"} 2\n'
+        'opsplay_pg_backup_backups{database="shop",state="bad"} 1\n'
+        "# HELP opsplay_pg_backup_restore_test_timestamp_seconds Time of the last restore test.\n"
+        "# TYPE opsplay_pg_backup_restore_test_timestamp_seconds gauge\n"
+        'opsplay_pg_backup_restore_test_timestamp_seconds{database="shop"} 1743994800\n'
+        "# HELP opsplay_pg_backup_restore_test_success Whether the last restore test passed (1) or"
         " failed (0).\n"
-        "# TYPE pg_backup_restore_test_success gauge\n"
-        'pg_backup_restore_test_success{database="shop"} 0\n'
+        "# TYPE opsplay_pg_backup_restore_test_success gauge\n"
+        'opsplay_pg_backup_restore_test_success{database="shop"} 0\n'
     )
 
 
@@ -174,14 +175,14 @@ def test_the_textfile_is_replaced_only_when_it_changes_and_not_in_check_mode(tmp
     assert module.write_metrics(params, check_mode=False)[0] is True
     prom = metrics / "pg_backup.prom"
     assert oct(prom.stat().st_mode & 0o777) == "0o644"
-    assert 'pg_backup_backups{database="shop",state="good"} 1\n' in prom.read_text()
+    assert 'opsplay_pg_backup_backups{database="shop",state="good"} 1\n' in prom.read_text()
     assert os.listdir(metrics) == ["pg_backup.prom"]  # no temporary file left
     assert module.write_metrics(params, check_mode=False)[0] is False
     write_backup(root, manifest("shop", "2025-04-07T02:00:00Z"))
     assert module.write_metrics(params, check_mode=True)[0] is True
     assert 'state="good"} 1\n' in prom.read_text()  # check mode wrote nothing
     assert module.write_metrics(params, check_mode=False)[0] is True
-    assert 'pg_backup_backups{database="shop",state="good"} 2\n' in prom.read_text()
+    assert 'opsplay_pg_backup_backups{database="shop",state="good"} 2\n' in prom.read_text()
 
 
 # -- pg_backup_dump: dump, verify every backup, prune, in one call ---------------------------
@@ -227,3 +228,22 @@ def test_a_bad_backup_found_in_the_same_call_stops_its_retention(dump):
     assert "retention" not in result
     assert globals_backups(Path(dump.root)) == sorted([first["name"], result["backups"][0]["name"]])
     assert [c["name"] for c in result["offsite_candidates"]] == [result["backups"][0]["name"]]
+
+
+def test_the_textfile_parses_with_one_opsplay_prefix_help_and_type():
+    """What node_exporter reads of the host's textfile: prometheus_client's parser accepts it,
+    every metric has HELP and TYPE and opsplay's prefix (no pg_ name to collide with
+    postgres_exporter's), and values are exact."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    summary = rep.summary_of_manifests(
+        [manifest("shop", "2025-04-07T02:00:00Z", size=7_340_032_123)]
+    )
+    families = list(text_string_to_metric_families(rep.prom_text(summary)))
+    assert families
+    for family in families:
+        assert family.name.startswith("opsplay_pg_backup_"), family.name
+        assert family.documentation and family.type == "gauge", family.name
+    values = {(s.name, s.labels.get("database")): s.value for f in families for s in f.samples}
+    assert values[("opsplay_pg_backup_last_size_bytes", "shop")] == 7_340_032_123
+    assert values[("opsplay_pg_backup_last_success_timestamp_seconds", "shop")] == 1743991200
