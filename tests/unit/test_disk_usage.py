@@ -51,12 +51,20 @@ def test_usage_reads_statvfs(monkeypatch):
 
 
 def test_usage_of_a_real_mount_agrees_with_shutil(tmp_path):
+    # the mount is live (other processes write to it): its figures are read before and after,
+    # and the module's must lie between them
+    before, shutil_before = os.statvfs(tmp_path), shutil.disk_usage(tmp_path)
     result = disk_usage.usage(str(tmp_path))
-    total, _used, free = shutil.disk_usage(tmp_path)
-    st = os.statvfs(tmp_path)
-    assert result["free_bytes"] == st.f_bavail * st.f_frsize
-    assert result["used_bytes"] == (st.f_blocks - st.f_bfree) * st.f_frsize
-    assert result["free_bytes"] <= free <= total
+    after, shutil_after = os.statvfs(tmp_path), shutil.disk_usage(tmp_path)
+
+    def between(value, readings):
+        return min(readings) <= value <= max(readings)
+
+    assert between(result["free_bytes"], [st.f_bavail * st.f_frsize for st in (before, after)])
+    used = [(st.f_blocks - st.f_bfree) * st.f_frsize for st in (before, after)]
+    assert between(result["used_bytes"], used)
+    assert between(result["free_bytes"], [shutil_before.free, shutil_after.free])
+    assert result["free_bytes"] <= shutil_before.total
     assert 0 <= result["percent_used"] <= 100
 
 
