@@ -259,21 +259,8 @@ def swap(server, params):
     temporary, previous = target + TEMPORARY, target + PREVIOUS
     replace, terminate = params["replace"], params["terminate_sessions"]
     kept = "%s left as it was" % target if replace else "%s not created" % target
-    # 1. The restored copy is ours until it has its name: closed to new sessions, the
-    # ones already there ended (a monitoring agent would make its rename fail).
-    try:
-        server.execute("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", (temporary,))
-        server.terminate(temporary)
-        left = server.wait_gone(temporary)
-    except psycopg2.Error as exc:
-        raise RestoreError(
-            "closing %s failed: %s; %s" % (temporary, first_line(exc), kept)
-        ) from exc
-    if left:
-        raise RestoreError(
-            "%s still has %s after they were terminated; %s"
-            % (temporary, describe_sessions(left), kept)
-        )
+    # 1. The restored copy is ours until it has its name.
+    close_restored_copy(server, temporary, kept)
     # 2. Both renames in one transaction: the target exists under its name at every moment.
     statements = swap_statements(target, temporary, previous, replace, params["allow_connections"])
     for attempt in range(1, SWAP_ATTEMPTS + 1):
@@ -309,7 +296,34 @@ def swap(server, params):
     # 3. Only now the previous data goes (or stays).
     if not replace:
         return "created %s" % target
-    if params["keep_previous"]:
+    return drop_previous(server, target, previous, params["keep_previous"])
+
+
+def close_restored_copy(server, temporary, kept):
+    """Close the restored copy to new sessions and end the ones already there (a monitoring
+    agent would make its rename fail); RestoreError saying what stays as it was otherwise."""
+    import psycopg2
+
+    try:
+        server.execute("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", (temporary,))
+        server.terminate(temporary)
+        left = server.wait_gone(temporary)
+    except psycopg2.Error as exc:
+        raise RestoreError(
+            "closing %s failed: %s; %s" % (temporary, first_line(exc), kept)
+        ) from exc
+    if left:
+        raise RestoreError(
+            "%s still has %s after they were terminated; %s"
+            % (temporary, describe_sessions(left), kept)
+        )
+
+
+def drop_previous(server, target, previous, keep):
+    """After the swap: drop the target's previous data, or keep it; returns the message."""
+    import psycopg2
+
+    if keep:
         return "replaced %s; its previous data kept as %s" % (target, previous)
     try:
         server.execute("DROP DATABASE {}", (previous,))
