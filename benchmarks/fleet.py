@@ -16,7 +16,9 @@ health.yml; peak controller memory (all processes of the run) of A, B and RAW. T
 taken at that size. E is the per-host marginal cost (least-squares slope of time over all N) of
 A and RAW.
 Prints a table of wall times and ratios and, per size, the task executions of A's weekly (one
-per task and host, from the runner's events; skips counted apart); writes JSON and a PNG plot.
+per task and host, from the runner's events; skips counted apart) and the controller's CPU per
+host of A, B and RAW (user + sys of the run's process tree, divided by the hosts: how many hosts
+one control node can maintain in a window); writes JSON and a PNG plot.
 Ratios are taken within this one run, on the same hosts, so machine load affects both sides.
 """
 
@@ -93,15 +95,23 @@ def weekly_procedures(playbook: Path = PLAYBOOK) -> list[str]:
 
 def timed(
     cmd: list[str], env: dict[str, str], cwd: Path | None = None, memory: bool = False
-) -> tuple[float, int]:
-    """Wall seconds and (optionally) the peak memory of the process tree in bytes.
+) -> tuple[float, int, float]:
+    """Wall seconds, (optionally) the peak memory of the process tree in bytes, and the CPU
+    seconds (user + sys) the process tree used on the controller.
+
+    CPU comes from getrusage(RUSAGE_CHILDREN) around the run: the command and every descendant
+    its processes waited for (ansible-playbook's forked workers, ansible-runner's child), not a
+    process that left the tree without being waited for.
 
     Memory is the sum of each process's PSS (proportional set size): pages shared between
     processes (Ansible's forked workers share most of theirs with their parent) count once in
     total, split among the processes sharing them. Summed RSS would count them once per worker
     and so grow with the number of forks even when no memory is added."""
+    import resource
+
     import psutil
 
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -131,6 +141,10 @@ def timed(
         sampler.start()
     _, err = proc.communicate()
     elapsed = time.perf_counter() - start
+    usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (usage_after.ru_utime - usage_before.ru_utime) + (
+        usage_after.ru_stime - usage_before.ru_stime
+    )
     done.set()
     if memory:
         sampler.join()
@@ -139,7 +153,7 @@ def timed(
             f"benchmark: {' '.join(cmd[:4])}... failed ({proc.returncode}): "
             f"{err.strip().splitlines()[-1:] or ''}"
         )
-    return elapsed, peak
+    return elapsed, peak, cpu
 
 
 def task_executions(state_dir: Path) -> dict[str, int]:
@@ -281,15 +295,26 @@ def main() -> None:
                 "C": (manual_loop(hosts, procedures, Path(lab_inventory)), envs["B"]),
             }
             row: dict[str, float] = {}
+            cpu: dict[str, float] = {}
             for name, (cmd, env) in runs.items():
                 # every run starts in an empty directory: no ansible.cfg is picked up by B
-                samples = [timed(cmd, env, cwd=work)[0] for _ in range(args.reps)]
+                measured = [timed(cmd, env, cwd=work) for _ in range(args.reps)]
+                samples = [m[0] for m in measured]
                 row[name] = median(samples)
+                cpu[name] = median([m[2] for m in measured])
                 print(
                     f"N={n:<3} {name:<4} {row[name]:7.2f} s  "
                     f"({', '.join(f'{s:.2f}' for s in samples)})",
                     flush=True,
                 )
+            print(
+                f"N={n:<3} controller CPU per host (user+sys of the run's process tree / {n}): "
+                + ", ".join(f"{name} {cpu[name] / n:.2f} s" for name in ("A", "B", "RAW")),
+                flush=True,
+            )
+            results.setdefault("controller_cpu_seconds_per_host", {})[n] = {  # type: ignore[union-attr]
+                name: cpu[name] / n for name in ("A", "B", "RAW")
+            }
             tasks = task_executions(work / "state")  # of A's last weekly at this size
             print(
                 f"N={n:<3} A    {tasks['total']} task executions ({tasks['skipped']} skipped)",
