@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import yaml
 
@@ -87,12 +88,13 @@ def test_health_through_a_bastion_from_the_teams_ansible_cfg(
         f'ssh_args = {options} -o ProxyCommand="ssh {options} -i {key} -p {jump_port} '
         '-W %h:%p root@127.0.0.1"\n'
     )
-    since = subprocess.run(  # the hosts' sshd logs from now on
-        ["podman", "exec", names[0], "date", "+%Y-%m-%d %H:%M:%S"],
-        capture_output=True,
-        text=True,
-        check=True,
+    # the hosts' sshd logs from the next whole second on: `lab up` itself logged in a moment ago
+    # (it waits until each published sshd accepts the key), within the second it returned
+    now = subprocess.run(
+        ["podman", "exec", names[0], "date", "+%s"], capture_output=True, text=True, check=True
     ).stdout.strip()
+    since = f"@{int(now) + 1}"
+    time.sleep(1.2)
 
     proc = run_opsplay(
         "run", "health", "--env", "lab", "--json", env={"OPSPLAY_INVENTORY_DIR": str(team)}
