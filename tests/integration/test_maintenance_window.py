@@ -49,7 +49,8 @@ def flag_exists() -> bool:
 
 
 def weekly_inside_the_window(run_opsplay, lab_inventories) -> subprocess.Popen:
-    """A weekly on HOST as its own process group, returned once its window is open.
+    """A weekly on HOST as its own process group, returned once its window is open and the run
+    is waiting in the window's certificate check.
 
     The window stays open long enough to act inside it, however fast the run is: the
     certificate check inside it reads an endpoint that accepts TCP and never answers the TLS
@@ -69,12 +70,26 @@ def weekly_inside_the_window(run_opsplay, lab_inventories) -> subprocess.Popen:
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
-        if flag_exists():
+        # inside the window and stalled in its certificate check: the run waits there for
+        # its 60 s timeout, so what the test does next cannot land in another step (stopping
+        # the host during the vacuum would fail that step instead of making it unreachable)
+        if flag_exists() and certificate_check_stalled():
             return proc
         time.sleep(0.2)
     proc.kill()
     _out, err = proc.communicate()
     raise AssertionError(f"the window never opened: {err[-2000:]}")
+
+
+def certificate_check_stalled() -> bool:
+    """The window's certificate check holds a connection to the silent listener (port 4443)."""
+    probe = subprocess.run(
+        ["podman", "exec", HOST, "ss", "-Htn", "state", "established", "( sport = :4443 )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return bool(probe.stdout.strip())
 
 
 def stop_listener() -> None:
