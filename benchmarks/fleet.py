@@ -81,14 +81,15 @@ def weekly_procedures(playbook: Path = PLAYBOOK) -> list[str]:
     """The roles the weekly playbook applies (following its imported playbooks), in order, once."""
     text = playbook.read_text(encoding="utf-8")
     found = re.findall(
-        r"(?:include|import)_role:\s*\n\s*name:\s*([\w-]+)|-\s*role:\s*([\w-]+)|import_playbook:\s*([\w./-]+\.yml)",
+        r"(?:include|import)_role:\s*\n\s*name:\s*([\w-]+)(?:\s*\n\s*tasks_from:\s*\"?(\w+))?"
+        r"|-\s*role:\s*([\w-]+)|import_playbook:\s*([\w./-]+\.yml)",
         text,
     )
     roles: list[str] = []
-    for included, listed, imported in found:
+    for included, entry, listed, imported in found:
         if imported:
             roles += weekly_procedures(playbook.parent / imported)
-        else:
+        elif entry != "recover":  # closing a window a gone run left: no runbook step does it
             roles.append(included or listed)
     return list(dict.fromkeys(roles))
 
