@@ -65,12 +65,13 @@ class Environment:
         )
 
 
+def environment_names(root: Path) -> list[str]:
+    """The environments of an inventory directory: its sub-directories with a valid name."""
+    return [c.name for c in sorted(root.iterdir()) if c.is_dir() and _ENV_NAME.match(c.name)]
+
+
 def list_environments(root: Path) -> list[Environment]:
-    envs = []
-    for child in sorted(root.iterdir()):
-        if child.is_dir() and _ENV_NAME.match(child.name):
-            envs.append(load_environment(root, child.name, require_hosts=False))
-    return envs
+    return [load_environment(root, name, require_hosts=False) for name in environment_names(root)]
 
 
 def load_environment(root: Path, name: str, *, require_hosts: bool = True) -> Environment:
@@ -80,7 +81,7 @@ def load_environment(root: Path, name: str, *, require_hosts: bool = True) -> En
         raise OpsplayError(f"invalid environment name '{name}'")
     path = root / name
     if not path.is_dir():
-        known = ", ".join(e.name for e in list_environments(root)) or "none"
+        known = ", ".join(environment_names(root)) or "none"  # names only: nothing resolved
         raise OpsplayError(f"unknown environment '{name}' in {root} (known: {known})")
     inventory = resolve(path)
     env = Environment(
