@@ -1,6 +1,8 @@
 """The pg_maintenance run report on the control node: the whole run's document (every host's
 report under the run's header), its file names, its JSON and Markdown text (what the role's
-templates json.j2 and md.j2 wrote, byte for byte) and the atomic write of both files."""
+templates json.j2 and md.j2 wrote, byte for byte), the atomic write of both files, and the
+judgement of one host (``conclude``: what the role's last task returns, used by the action plugin
+plugins/action/pg_maintenance_report.py and by the module of the same name)."""
 
 from __future__ import annotations
 
@@ -180,3 +182,38 @@ def save(directory: str, env: str, run: dict) -> list:
     write_atomic(paths[0], to_json(run))
     write_atomic(paths[1], markdown(run))
     return paths
+
+
+# The options of the role's last task (module and action plugin pg_maintenance_report).
+ARGUMENT_SPEC = {
+    "results": {"type": "list", "elements": "dict", "required": True},
+    "host": {"type": "str", "required": True},
+    "env": {"type": "str", "required": True},
+    "directory": {"type": "path", "required": True},
+}
+
+
+def own_result(results: list, host: str) -> dict:
+    """This host's result among the run's (an empty one when it has none)."""
+    for result in results:
+        if result["report"]["host"] == host:
+            return result
+    return {"failures": [], "msg": "no report of %s" % host}
+
+
+def conclude(results: list, host: str, env: str, directory: str) -> dict:
+    """The result of the role's last task for ``host``: the run's report, written once (by the
+    first host with a report), then ``failed`` with this host's failures, else its summary."""
+    run = run_report(results, env) if results else None
+    paths: list = []
+    if run is not None and results[0]["report"]["host"] == host:
+        try:
+            paths = save(directory, env, run)
+        except OSError as exc:
+            msg = "cannot write the report under %s: %s" % (directory, exc.strerror or exc)
+            return {"failed": True, "changed": False, "msg": msg}
+    mine = own_result(results, host)
+    out = {"changed": False, "report": run, "paths": paths, "msg": mine["msg"]}
+    if mine["failures"]:
+        out.update(failed=True, msg="; ".join(mine["failures"]))
+    return out

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Ansible module opsplay.ops.pg_maintenance_report: the last step of roles/pg_maintenance, on
-the control node (delegate_to localhost).
+the control node.
 
+The role's task runs the action plugin of the same name (plugins/action/pg_maintenance_report.py)
+inside ansible-playbook, with no connection to set up; this module holds the documentation and
+does the same work (module_utils pg_maintenance_report.conclude) where the module itself runs.
 What it decides and does, its options and its results: pg_maintenance_report.yml beside it
 (sidecar documentation, read by ansible-doc).
 """
@@ -12,40 +15,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils import pg_maintenance_report as report
 
 
-def own_result(results: list, host: str) -> dict:
-    """This host's result among the run's (an empty one when it has none)."""
-    for result in results:
-        if result["report"]["host"] == host:
-            return result
-    return {"failures": [], "msg": "no report of %s" % host}
-
-
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "results": {"type": "list", "elements": "dict", "required": True},
-            "host": {"type": "str", "required": True},
-            "env": {"type": "str", "required": True},
-            "directory": {"type": "path", "required": True},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=report.ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    results = p["results"]
-    run = report.run_report(results, p["env"]) if results else None
-    paths = []
-    # Written once per run, by the first host with a report (the others' calls read only).
-    if run is not None and results[0]["report"]["host"] == p["host"]:
-        try:
-            paths = report.save(p["directory"], p["env"], run)
-        except OSError as exc:
-            module.fail_json(
-                msg="cannot write the report under %s: %s" % (p["directory"], exc.strerror or exc)
-            )
-    mine = own_result(results, p["host"])
-    if mine["failures"]:
-        module.fail_json(msg="; ".join(mine["failures"]), report=run, paths=paths)
-    module.exit_json(changed=False, msg=mine["msg"], report=run, paths=paths)
+    result = report.conclude(p["results"], p["host"], p["env"], p["directory"])
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
