@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.opsplay.ops.plugins.module_utils import timestamps
+
 # PostgreSQL time values accepted for lock_timeout / statement_timeout.
 PG_TIME = re.compile(r"^[0-9]+ ?(us|ms|s|min|h|d)?$")
 # Unquoted schema.table of pg_maintenance_vacuum_full_tables.
@@ -28,9 +30,42 @@ ACTIONS = ("vacuum", "reindex", "report")
 MODES = ("targeted", "full")
 
 
-def option_problems(lock_timeout, statement_timeout, full_tables) -> list:
+class Window:
+    """The end of the maintenance window (``pg_maintenance_stop_at``, ISO UTC, empty: none):
+    no VACUUM or REINDEX of a further object starts at or after it. ``clock`` gives the current
+    UTC time (timestamps.now; tests pass their own)."""
+
+    def __init__(self, stop_at: str = "", clock=timestamps.now):
+        self.stop = timestamps.parse_iso(stop_at) if stop_at else None
+        self.clock = clock
+        self.ended_once = False
+
+    def ended(self) -> bool:
+        """Whether the window has ended now (never when it has no end); remembered once true."""
+        if self.stop is not None and self.clock() >= self.stop:
+            self.ended_once = True
+        return self.ended_once
+
+    def text(self) -> str:
+        return self.stop.strftime("%Y-%m-%d %H:%M:%S") + " (UTC)" if self.stop else ""
+
+
+def stop_at_problem(stop_at) -> list:
+    """pg_maintenance_stop_at's problem, if any (empty or ISO UTC ``2026-12-07T03:00:00Z``)."""
+    if not stop_at:
+        return []
+    try:
+        timestamps.parse_iso(stop_at)
+    except ValueError:
+        return [
+            "pg_maintenance_stop_at %r is not a UTC time like 2026-12-07T03:00:00Z" % (stop_at,)
+        ]
+    return []
+
+
+def option_problems(lock_timeout, statement_timeout, full_tables, stop_at="") -> list:
     """Every bad option, one message each (empty: the options are good)."""
-    problems = []
+    problems = stop_at_problem(stop_at)
     for name, value in (
         ("pg_maintenance_lock_timeout", lock_timeout),
         ("pg_maintenance_statement_timeout", statement_timeout),
@@ -171,19 +206,20 @@ def plan_database(facts: dict, options: dict) -> dict:
     return report
 
 
-def vacuum_statements(selection: list) -> list:
+def vacuum_statements(selection: list, one_per_table: bool = False) -> list:
     """The VACUUM statements for the selected tables, each with the lock it takes: one for the
-    plain ones, one per VACUUM FULL table."""
+    plain ones (one per table when ``one_per_table``: a window's end is checked between them),
+    one per VACUUM FULL table."""
     plain = [v["name"] for v in selection if not v["vacuum_full"]]
-    statements = []
-    if plain:
-        statements.append(
-            {
-                "sql": "VACUUM (ANALYZE, SKIP_LOCKED) " + ", ".join(plain),
-                "lock": LOCKS["vacuum"],
-                "tables": plain,
-            }
-        )
+    groups = [[name] for name in plain] if one_per_table else [plain] if plain else []
+    statements = [
+        {
+            "sql": "VACUUM (ANALYZE, SKIP_LOCKED) " + ", ".join(group),
+            "lock": LOCKS["vacuum"],
+            "tables": group,
+        }
+        for group in groups
+    ]
     for v in selection:
         if v["vacuum_full"]:
             statements.append(
@@ -214,6 +250,7 @@ def no_actions() -> dict:
         "reindexed": [],
         "reindex_failed": [],
         "dropped_invalid": [],
+        "not_started": [],
     }
 
 
@@ -240,16 +277,22 @@ def vacuum_failure(database: str, tables: list, error: str) -> str:
     return "VACUUM of %s in database %s failed: %s" % (", ".join(tables), database, error)
 
 
-def _database_line(action: str, check: bool, db: dict) -> str:
+def _planned(db: dict, key: str) -> list:
+    """The names selected under ``key`` (vacuum, reindex) that were not left unstarted."""
+    left = db["actions"].get("not_started") or []
+    return [x["name"] for x in db[key] if x["name"] not in left]
+
+
+def _database_line(action: str, check: bool, db: dict, window: str = "") -> str:
     a = db["actions"]
     parts = []
     if action == "vacuum":
-        tables = [v["name"] for v in db["vacuum"]] if check else a["vacuumed"]
+        tables = _planned(db, "vacuum") if check else a["vacuumed"]
         parts.append(("would vacuum " if check else "vacuumed ") + (", ".join(tables) or "nothing"))
         if a["vacuum_skipped_locked"]:
             parts.append("skipped (locked) " + ", ".join(a["vacuum_skipped_locked"]))
     elif action == "reindex":
-        rebuilt = [x["name"] for x in db["reindex"]] if check else a["reindexed"]
+        rebuilt = _planned(db, "reindex") if check else a["reindexed"]
         parts.append(
             ("would rebuild " if check else "rebuilt ") + (", ".join(rebuilt) or "nothing")
         )
@@ -263,10 +306,17 @@ def _database_line(action: str, check: bool, db: dict) -> str:
             "%d tables over the vacuum thresholds, %d indexes over the bloat threshold"
             % (len(db["vacuum"]), len(db["reindex"]))
         )
+    if a.get("not_started"):
+        parts.append(not_started_line(window, a["not_started"]))
     return "%s: %s" % (db["database"], "; ".join(parts))
 
 
-def summary(action: str, mode: str, check: bool, databases: list) -> str:
-    """One line: what was (or, in check mode, would be) done, per database."""
-    lines = [_database_line(action, check, db) for db in databases]
+def not_started_line(window: str, names: list) -> str:
+    return "not started, the window ended at %s: %s" % (window, ", ".join(names))
+
+
+def summary(action: str, mode: str, check: bool, databases: list, window: str = "") -> str:
+    """One line: what was (or, in check mode, would be) done, per database; the objects not
+    started because the window (ending at ``window``) had ended."""
+    lines = [_database_line(action, check, db, window) for db in databases]
     return "%s (%s%s): %s" % (action, mode, ", check" if check else "", " | ".join(lines))

@@ -52,12 +52,18 @@ def names(items: list) -> list:
     return [item["name"] for item in items]
 
 
+def planned(db: dict, key: str) -> list:
+    """The names selected under ``key`` that were not left unstarted by the window's end."""
+    left = db["actions"].get("not_started") or []
+    return [name for name in names(db[key]) if name not in left]
+
+
 def action_lines(run: dict, db: dict) -> str:
     """What was done in one database (or would be, in check mode)."""
     a, check = db["actions"], run["check"]
     out = ""
     if run["action"] == "vacuum":
-        done = names(db["vacuum"]) if check else a["vacuumed"]
+        done = planned(db, "vacuum") if check else a["vacuumed"]
         out += "- %s: %s\n" % (
             "Would vacuum" if check else "Vacuumed",
             ", ".join(done) or "nothing",
@@ -67,7 +73,7 @@ def action_lines(run: dict, db: dict) -> str:
                 a["vacuum_skipped_locked"]
             )
     elif run["action"] == "reindex":
-        done = names(db["reindex"]) if check else a["reindexed"]
+        done = planned(db, "reindex") if check else a["reindexed"]
         out += "- %s: %s\n" % (
             "Would rebuild" if check else "Rebuilt",
             ", ".join(done) or "nothing",
@@ -78,6 +84,11 @@ def action_lines(run: dict, db: dict) -> str:
         out += "- %s invalid indexes of failed rebuilds: %s\n" % (
             "Would drop" if check else "Dropped",
             ", ".join(dropped) or "none",
+        )
+    if a.get("not_started"):
+        out += "- Not started, the window ended at %s: %s\n" % (
+            run.get("stop_at"),
+            ", ".join(a["not_started"]),
         )
     if db["invalid_indexes"]:
         out += "- Other invalid indexes (left alone): %s\n" % ", ".join(db["invalid_indexes"])

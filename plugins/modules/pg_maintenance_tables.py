@@ -5,6 +5,10 @@ The whole of roles/pg_maintenance's main entry point on one host, in one module 
 options, ask the server for its databases and blocked sessions, inspect each database in one
 round trip, decide (plugins/module_utils/pg_maintenance.py), act unless in check mode, and
 return this host's report, its one-line summary and the failures.
+
+With ``stop_at`` (the maintenance window's end, ISO UTC) no VACUUM or REINDEX of a further object
+starts at or after it: the objects left are reported as not started because the window ended
+(``window`` in the result); the drops of invalid leftovers still run (cleanup, not new work).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils import pg_maintenance as plan
+from ansible_collections.opsplay.ops.plugins.module_utils import timestamps
 from ansible_collections.opsplay.ops.plugins.module_utils.postgres import (
     CONNECTION_SPEC,
     PostgresError,
@@ -35,6 +40,8 @@ NOT_VACUUMED_SQL = (
     " < (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())"
 )
 APPLICATION = "opsplay pg_maintenance"
+# The current UTC time for the window's end (unit tests replace it: no sleeping).
+clock = timestamps.now
 THRESHOLD_TYPES = {
     "vacuum_dead_ratio": float,
     "vacuum_min_dead_tuples": int,
@@ -118,34 +125,49 @@ def inspect(p: dict, database: str, options: dict) -> dict:
     return plan.plan_database(facts, options)
 
 
-def vacuum(p: dict, db: dict, failures: list) -> dict:
-    """VACUUM the selected tables of one database in one session; what it did."""
+def vacuum(p: dict, db: dict, failures: list, window: plan.Window | None = None) -> dict:
+    """VACUUM the selected tables of one database in one session; what it did. With a window
+    end, one table per statement, none started once the window has ended (not_started)."""
+    window = window or plan.Window()
     if not db["vacuum"]:
         return plan.vacuum_outcome([], [])
+    if window.ended():
+        return dict(plan.vacuum_outcome([], []), not_started=[v["name"] for v in db["vacuum"]])
     session = Session(p, db["database"], timeouts=True)
     failed: list = []
+    left: list = []
     try:
-        for statement in plan.vacuum_statements(db["vacuum"]):
+        for statement in plan.vacuum_statements(db["vacuum"], window.stop is not None):
+            if window.ended():
+                left += statement["tables"]
+                continue
             error = session.attempt(statement["sql"])
             if error:
                 failures.append(plan.vacuum_failure(db["database"], statement["tables"], error))
                 failed += statement["tables"]
-        tables = [v["name"] for v in db["vacuum"]]
+        started = [v for v in db["vacuum"] if v["name"] not in left]
+        tables = [v["name"] for v in started]
         skipped = [row[0] for row in session.rows(NOT_VACUUMED_SQL, {"tables": tables})]
     finally:
         session.close()
-    return plan.vacuum_outcome(db["vacuum"], skipped, failed)
+    outcome = plan.vacuum_outcome(started, skipped, failed)
+    return dict(outcome, not_started=left) if left else outcome
 
 
-def reindex(p: dict, db: dict, failures: list) -> dict:
-    """Rebuild the selected indexes of one database one at a time, then drop the invalid
-    leftovers: those found before, and those the failed rebuilds left."""
+def reindex(p: dict, db: dict, failures: list, window: plan.Window | None = None) -> dict:
+    """Rebuild the selected indexes of one database one at a time (none started once the
+    window has ended: not_started), then drop the invalid leftovers: those found before, and
+    those the failed rebuilds left."""
+    window = window or plan.Window()
     done = {"reindexed": [], "reindex_failed": [], "dropped_invalid": []}
     if not db["reindex"] and not db["leftovers"]:
         return done
     session = Session(p, db["database"], timeouts=True)
     try:
         for index in db["reindex"]:
+            if window.ended():
+                done.setdefault("not_started", []).append(index["name"])
+                continue
             error = session.attempt(plan.reindex_statement(index["name"])["sql"])
             if error:
                 failures.append(plan.reindex_failure(index["name"], error))
@@ -191,17 +213,21 @@ def run(module: AnsibleModule) -> dict:
         "thresholds": thresholds_of(p["thresholds"]),
         "vacuum_full_tables": p["vacuum_full_tables"],
     }
+    window = plan.Window(p["stop_at"], clock)
     server = server_facts(p)
     failures: list = []
     databases = []
     for name in server["databases"]:
         db = inspect(p, name, options)
         db["actions"] = plan.no_actions()
-        if not check and p["action"] == "vacuum":
-            db["actions"].update(vacuum(p, db, failures))
+        if check and p["action"] in ("vacuum", "reindex") and window.ended():
+            db["actions"]["not_started"] = [x["name"] for x in db[p["action"]]]
+        elif not check and p["action"] == "vacuum":
+            db["actions"].update(vacuum(p, db, failures, window))
         elif not check and p["action"] == "reindex":
-            db["actions"].update(reindex(p, db, failures))
+            db["actions"].update(reindex(p, db, failures, window))
         databases.append(db)
+    not_started = sum(len(db["actions"]["not_started"]) for db in databases)
     acted = any(
         db["actions"][k] for db in databases for k in ("vacuumed", "reindexed", "dropped_invalid")
     )
@@ -211,11 +237,17 @@ def run(module: AnsibleModule) -> dict:
         "check": check,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "thresholds": options["thresholds"],
+        "stop_at": p["stop_at"] or None,
     }
     return {
         "changed": acted,
-        "msg": plan.summary(p["action"], p["mode"], check, databases),
+        "msg": plan.summary(p["action"], p["mode"], check, databases, window.text()),
         "failures": failures,
+        "window": {
+            "stop_at": p["stop_at"] or None,
+            "ended": window.ended_once,
+            "not_started": not_started,
+        },
         "report": {"host": p["host"], "server": server, "databases": databases},
         "run": header,
     }
@@ -238,12 +270,13 @@ def main():
             "drop_delay": {"type": "int", "default": 5},
             "report_top": {"type": "int", "default": 10},
             "queries": {"type": "dict", "required": True},
+            "stop_at": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
     p = module.params
     problems = plan.option_problems(
-        p["lock_timeout"], p["statement_timeout"], p["vacuum_full_tables"]
+        p["lock_timeout"], p["statement_timeout"], p["vacuum_full_tables"], p["stop_at"]
     )
     try:
         thresholds_of(p["thresholds"])
