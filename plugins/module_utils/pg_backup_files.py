@@ -116,6 +116,16 @@ def prune(delete, check_mode):
     return [m["name"] for m in delete]
 
 
+def newest_others(manifests, written, newest):
+    """The names of each database's ``newest`` newest backups (manifests: oldest first) that are
+    not in written (the backups this run wrote and verified already): what a run re-verifies."""
+    names = {}
+    for manifest in manifests:
+        if manifest["name"] not in written:
+            names.setdefault(manifest.get("database"), []).append(manifest["name"])
+    return [name for kept in names.values() for name in kept[max(0, len(kept) - newest) :]]
+
+
 KEEP = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
 
 

@@ -17,6 +17,50 @@ GLOBALS_TRAILER = b"PostgreSQL database cluster dump complete"
 FULL_MARGIN = 1 << 20
 
 
+COMPRESS_METHODS = ("gzip", "lz4", "zstd")
+# pg_dump's first major version compressing with lz4 and zstd.
+NEW_METHODS = 16
+
+
+def pg_dump_version(pg_dump):
+    """(major, "15.14") of pg_dump (`pg_dump --version`: "pg_dump (PostgreSQL) 15.14 (...)")."""
+    try:
+        out = subprocess.run(
+            [pg_dump, "--version"], stdout=subprocess.PIPE, universal_newlines=True, check=True
+        ).stdout
+        version = out.split(")", 1)[1].split()[0]
+        return int(version.split(".")[0]), version
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError) as exc:
+        raise BackupError("cannot tell the version of %s: %s" % (pg_dump, exc)) from exc
+
+
+def compress_option(params, pg_dump, version=pg_dump_version):
+    """pg_dump's --compress value ('' for pg_dump's own default) from the module's compress
+    (pg_dump's syntax, when given, wins), compress_method and compress_level (-1: the method's
+    default, 0: none). lz4 and zstd are refused before anything is written by a pg_dump older
+    than 16, which knows only gzip."""
+    if params["compress"]:
+        return params["compress"]
+    method, level = params["compress_method"], params["compress_level"]
+    if level > 9 or level < -1:
+        raise BackupError(
+            "backup refused: compress level %d is not in 0..9; nothing written" % level
+        )
+    if method != "gzip":
+        major, text = version(pg_dump)
+        if major < NEW_METHODS:
+            raise BackupError(
+                "backup refused: compression %s needs pg_dump %d or later, this host's pg_dump "
+                "is %s (use pg_backup_compress_method gzip); nothing written"
+                % (method, NEW_METHODS, text)
+            )
+    if level == 0:
+        return "0"
+    if method == "gzip":
+        return "" if level < 0 else str(level)
+    return method if level < 0 else "%s:%d" % (method, level)
+
+
 def free_bytes(path):
     stat = os.statvfs(path)
     return stat.f_bavail * stat.f_frsize

@@ -23,6 +23,7 @@ from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import
     is_good,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_age import (
+    AGE,
     age_structure,
     check_recipients,
     encrypt_stream,
@@ -35,6 +36,7 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import
     clean_leftovers,
     commit_backup,
     describe_os_error,
+    newest_others,
     prepare_dir,
     retention,
     undo_backup,
@@ -45,7 +47,13 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_host import 
     BackupHost,
     run_module,
 )
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_stream import (
+    count_directory,
+    one_pass,
+)
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import (
+    COMPRESS_METHODS,
+    compress_option,
     disk_full_problem,
     free_bytes,
 )
@@ -101,6 +109,7 @@ class Dump(BackupHost):
 
     def backup(self):
         check_recipients(self.module, self.p)
+        self.compress = compress_option(self.p, self.tool("pg_dump"))
         version, existing = self.server()
         todo = self.wanted(existing)
         if not self.module.check_mode:
@@ -144,7 +153,17 @@ class Dump(BackupHost):
         databases = self.p["databases"]
         bad = []
         if self.p["verify_existing"]:
-            result["verify"] = self.verify_backups(databases)
+            # This run's backups were verified as they were written: only the newest others.
+            names = newest_others(
+                self.manifests(databases),
+                {d["name"] for d in result["backups"]},
+                self.p["reverify_newest"],
+            )
+            result["verify"] = (
+                self.verify_backups(databases, names)
+                if names
+                else {"verified": [], "bad": [], "msg": "0 backups verified"}
+            )
             bad = result["verify"]["bad"]
         if self.p["retention"] and not bad:
             params = dict(self.p["retention"], backup_dir=self.root, databases=databases)
@@ -196,25 +215,18 @@ class Dump(BackupHost):
         }
         clock = time.monotonic()
         try:
-            counts = self.write_archive(database, fmt, tmp["archive"], folder)
+            sums, counts = self.write_archive(database, fmt, tmp["archive"], folder, name)
             ended = now().replace(microsecond=0)
-            problem = (
-                age_structure(tmp["archive"]) if encrypted else self.readable(tmp["archive"], fmt)
-            )
-            if problem:
-                raise BackupError(
-                    disk_full_problem(folder, free_bytes(folder), problem)
-                    or "the new archive failed verification: %s" % problem
-                )
-            sums = checksum_lines(tmp["archive"], name)
             manifest = self.manifest(name, database, fmt, version, sums, tmp["archive"])
             manifest.update(
                 started=iso(started),
                 ended=iso(ended),
                 duration_seconds=round(time.monotonic() - clock, 3),
                 verified={"ok": True, "at": iso(ended), "problem": ""},
-                row_counts=counts,
+                row_counts=counts[0],
             )
+            if counts[1]:
+                manifest["large_objects"] = counts[1]
             commit_backup(tmp, final, sums, manifest)
         except OSError as exc:
             undo_backup(tmp, final)
@@ -236,7 +248,7 @@ class Dump(BackupHost):
             "name": name,
             "database": database,
             "format": fmt,
-            "compress": self.p["compress"] if fmt != "sql" else "",
+            "compress": self.compress if fmt != "sql" else "",
             "server_version": version,
             "size_bytes": archive_size(archive),
             "sha256": sums.split()[0]
@@ -249,16 +261,13 @@ class Dump(BackupHost):
             manifest["recipients"] = list(self.p["recipients"])
         return manifest
 
-    def write_archive(self, database, fmt, out, folder):
-        """Run pg_dumpall / pg_dump into out (through age when encrypting); the row counts."""
-        encrypted = self.p["encryption"] == "age"
+    def write_archive(self, database, fmt, out, folder, name):
+        """Write and verify the archive at out: (its checksum lines, (row counts or None, large
+        objects or None)). A custom archive is read once, as it is written (pg_backup_stream);
+        a directory archive is read once after pg_dump, by pg_restore, then checksummed."""
         if fmt == "sql":
-            argv = [self.tool("pg_dumpall"), "--globals-only"]
-            if encrypted:
-                self.encrypt(argv, out, None, folder)
-            else:
-                self.run([*argv, "--file", out], folder)
-            return None
+            self.write_globals(out, folder)
+            return checksum_lines(out, name), (None, None)
         argv = [
             self.tool("pg_dump"),
             "--format",
@@ -267,56 +276,63 @@ class Dump(BackupHost):
             self.p["lock_wait_timeout"],
             "--no-password",
         ]
-        if self.p["compress"]:
-            argv += ["--compress", self.p["compress"]]
-        if fmt == "directory" and self.p["jobs"] > 1:
-            argv += ["--jobs", str(self.p["jobs"])]
-        conn, counts = None, None
+        if self.compress:
+            argv += ["--compress", self.compress]
+        if fmt == "directory":
+            if self.p["jobs"] > 1:
+                argv += ["--jobs", str(self.p["jobs"])]
+            self.run([*argv, "--file", out, "--dbname", database], folder)
+            counts = self.checked(count_directory, self, out, self.p["row_counts"], folder=folder)
+            return checksum_lines(out, name), counts
+        age_argv = None
+        if self.p["encryption"] == "age":
+            age_argv = [AGE, "--encrypt"]
+            for recipient in self.p["recipients"]:
+                age_argv += ["--recipient", recipient]
+        digest, rows, objects = self.checked(
+            one_pass,
+            [*argv, "--dbname", database],
+            out,
+            self,
+            folder,
+            self.p["row_counts"],
+            age_argv,
+            folder=folder,
+        )
+        if age_argv:
+            problem = age_structure(out)
+            if problem:
+                raise BackupError("the new archive failed verification: %s" % problem)
+        return "%s  %s\n" % (digest, name), (rows, objects)
+
+    def checked(self, function, *args, folder):
+        """function(*args); a failed verification on a full disk says the disk is full."""
         try:
-            if self.p["row_counts_query"]:
-                conn, snapshot, counts = self.count_rows(database)
-                argv += ["--snapshot", snapshot]
-            if encrypted:
-                # The plaintext is read whole by pg_restore on its way into age.
-                reader = [self.tool("pg_restore"), "--file", os.devnull]
-                self.encrypt([*argv, "--dbname", database], out, reader, folder)
-            else:
-                self.run([*argv, "--file", out, "--dbname", database], folder)
-            if conn is not None:
-                conn.rollback()
-        finally:
-            if conn is not None:
-                conn.close()
-        return counts
+            return function(*args)
+        except BackupError as exc:
+            prefix = "the new archive failed verification: "
+            problem = str(exc)
+            full = problem.startswith(prefix) and disk_full_problem(
+                folder, free_bytes(folder), problem[len(prefix) :]
+            )
+            if full:
+                raise BackupError(full) from exc
+            raise
 
-    def encrypt(self, producer, out, reader, where):
-        encrypt_stream(producer, out, self.p["recipients"], self.env(), reader, where)
-
-    def count_rows(self, database):
-        """Open a REPEATABLE READ transaction, export its snapshot for pg_dump, count rows in it."""
-        import psycopg2
-
-        conn = self.connect(database)
-        try:
-            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT set_config('lock_timeout', %s, true)", (self.p["lock_wait_timeout"],)
-                )
-                cur.execute("SELECT pg_export_snapshot()")
-                snapshot = cur.fetchone()[0]
-                cur.execute(self.p["row_counts_query"])
-                counts = {row[0]: int(row[1]) for row in cur.fetchall()}
-        except psycopg2.Error as exc:
-            conn.close()
-            first = (str(exc).strip().splitlines() or ["error"])[0]
-            if "lock timeout" in first:
-                raise BackupError(
-                    "lock wait timeout (%s) counting rows: a table is locked"
-                    % self.p["lock_wait_timeout"]
-                ) from exc
-            raise BackupError("counting rows: %s" % first) from exc
-        return conn, snapshot, counts
+    def write_globals(self, out, folder):
+        """pg_dumpall --globals-only into out (through age when encrypting), checked whole."""
+        argv = [self.tool("pg_dumpall"), "--globals-only"]
+        if self.p["encryption"] == "age":
+            encrypt_stream(argv, out, self.p["recipients"], self.env(), None, folder)
+            problem = age_structure(out)
+        else:
+            self.run([*argv, "--file", out], folder)
+            problem = self.readable(out, "sql")
+        if problem:
+            raise BackupError(
+                disk_full_problem(folder, free_bytes(folder), problem)
+                or "the new archive failed verification: %s" % problem
+            )
 
 
 def main():
@@ -328,12 +344,15 @@ def main():
             format=dict(type="str", default="custom", choices=["custom", "directory"]),
             jobs=dict(type="int", default=1),
             compress=dict(type="str", default=""),
+            compress_method=dict(type="str", default="gzip", choices=list(COMPRESS_METHODS)),
+            compress_level=dict(type="int", default=-1),
             lock_wait_timeout=dict(type="str", default="60s"),
-            row_counts_query=dict(type="str", default=""),
+            row_counts=dict(type="bool", default=False),
             reuse_newer_than=dict(type="int", default=0),
             encryption=dict(type="str", default="none", choices=["none", "age"]),
             recipients=dict(type="list", elements="str", default=[]),
             verify_existing=dict(type="bool", default=False),
+            reverify_newest=dict(type="int", default=1),
             retention=dict(
                 type="dict",
                 options={k: dict(type="int", required=True) for k in KEEP},

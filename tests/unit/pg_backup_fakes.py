@@ -69,7 +69,9 @@ def host_params(root: Path, bin_dir: Path, **overrides) -> dict:
         "jobs": 1,
         "compress": "",
         "lock_wait_timeout": "60s",
-        "row_counts_query": "",
+        "row_counts": False,
+        "compress_method": "gzip",
+        "compress_level": -1,
         "reuse_newer_than": 0,
         "encryption": "none",
         "recipients": [],
@@ -103,6 +105,9 @@ def output(data):
 """
 
 DUMP = """
+if args == ["--version"]:
+    print("pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)")
+    sys.exit(0)
 if os.environ.get("FAKE_PG_DUMP_ERROR") and os.environ.get("FAKE_PG_DUMP_FAILING", option(
         "--dbname")) == option("--dbname"):
     sys.stderr.write(os.environ["FAKE_PG_DUMP_ERROR"] + "\\n")
@@ -144,6 +149,11 @@ if os.environ.get("FAKE_PG_RESTORE_ERROR"):
 if not (data.startswith(b"PGDMP") and data.endswith(b"END")):
     sys.stderr.write("pg_restore: error: input file does not appear to be a valid archive\\n")
     sys.exit(1)
+if "--data-only" in args and option("--file") == "-":
+    rows = int(os.environ.get("FAKE_ROWS", "42"))
+    sys.stdout.buffer.write(b"SET x = 0;\\nCOPY public.orders (id, note) FROM stdin;\\n")
+    sys.stdout.buffer.write(b"".join(b"%d\\tline\\\\none\\n" % i for i in range(rows)))
+    sys.stdout.buffer.write(os.environ.get("FAKE_COPY_END", "\\\\.\\n").encode())
 """
 
 

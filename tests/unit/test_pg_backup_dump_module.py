@@ -15,11 +15,11 @@ import json
 import os
 
 import pytest
-from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import BackupError
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import newest_others
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import compress_option
 from ansible_collections.opsplay.ops.plugins.modules import pg_backup_dump as module
 
 from .pg_backup_fakes import (
-    FakeError,
     FakeModule,
     FakeServer,
     age_decrypt,
@@ -34,24 +34,14 @@ from .pg_backup_fakes import (
     write_backup,
 )
 
-SNAPSHOT = "00000003-0000001B-1"
 
-
-def answers(databases=("app", "shop"), counts=(("public.orders", 42),), fail_counting=None):
+def answers(databases=("app", "shop")):
     def answer(sql, args, conn):
         if sql == "SHOW server_version":
             return [("15.8",)]
         if "FROM pg_database" in sql:
             return [(d,) for d in databases]
-        if sql.startswith("SELECT set_config"):
-            return [("60s",)]
-        if sql == "SELECT pg_export_snapshot()":
-            return [(SNAPSHOT,)]
-        if sql.startswith("SELECT count"):
-            if fail_counting:
-                raise FakeError(fail_counting)
-            return list(counts)
-        raise AssertionError(sql)
+        raise AssertionError(sql)  # no other query: the rows are counted from the archive
 
     return answer
 
@@ -117,14 +107,20 @@ def test_a_run_dumps_the_globals_then_each_database_manifest_last(root, bin_dir,
     assert "encryption" not in manifest
     assert whole(root / "_globals", globals_name)["format"] == "sql"
     (dump,) = calls(bin_dir, "pg_dump")
-    out = dump[dump.index("--file") + 1]
-    assert out == str(root / "shop" / f".{shop_name}.tmp")  # hidden until verified
     assert dump[:6] == ["--format", "custom", "--lock-wait-timeout", "60s", "--no-password",
                         "--compress"]  # fmt: skip
-    assert dump[-2:] == ["--dbname", "shop"]
-    # read whole under its temporary name, before it gets its final one
-    assert calls(bin_dir, "pg_restore") == [["--file", os.devnull, out]]
+    assert dump[-2:] == ["--dbname", "shop"] and "--file" not in dump  # to the module's pipe
+    # read whole once, on its way to the file: pg_restore read the bytes from its stdin
+    assert calls(bin_dir, "pg_restore") == [["--file", os.devnull]]
     assert server.conns and all(conn.closed for conn in server.conns)
+
+
+def test_pg_restore_reads_the_very_bytes_written(root, bin_dir, server, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_PG_RESTORE_INTO", str(tmp_path / "read"))
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
+    assert rc == 0, result
+    archive = root / "shop" / result["backups"][0]["name"]
+    assert (tmp_path / "read").read_bytes() == archive.read_bytes() == b"PGDMP dump of shop END"
 
 
 def test_check_mode_writes_nothing(root, bin_dir, server):
@@ -312,40 +308,93 @@ def test_a_name_already_taken_waits_for_the_next_second(root, monkeypatch):
     assert slept == [0.5, 0.5]
 
 
-def test_row_counts_are_taken_in_the_snapshot_pg_dump_uses(root, bin_dir, server):
-    query = "SELECT count(*) ..."
+def test_row_counts_are_the_archives_own_counted_as_pg_restore_reads_it(root, bin_dir, server,
+                                                                        monkeypatch):  # fmt: skip
+    monkeypatch.setenv("FAKE_ROWS", "4242")
     rc, result = run(
-        module, args(root, bin_dir, databases=["shop"], globals=False, row_counts_query=query)
+        module, args(root, bin_dir, databases=["shop"], globals=False, row_counts=True)
     )
     assert rc == 0, result
     manifest = manifest_of(root / "shop" / result["backups"][0]["name"])
-    assert manifest["row_counts"] == {"public.orders": 42}
-    dump = calls(bin_dir, "pg_dump")[0]
-    assert dump[dump.index("--snapshot") + 1] == SNAPSHOT
-    counting = next(c for c in server.conns if c.kwargs["dbname"] == "shop")
-    assert counting.session == {"isolation_level": "REPEATABLE READ", "readonly": True}
-    assert counting.log[0] == ("SELECT set_config('lock_timeout', %s, true)", ("60s",))
-    assert counting.rollbacks == 1 and counting.closed  # held until pg_dump is done
+    assert manifest["row_counts"] == {"public.orders": 4242}
+    assert calls(bin_dir, "pg_restore") == [["--data-only", "--file", "-"]]
+    # no query of its own: the database is read once, by pg_dump
+    assert [c.kwargs["dbname"] for c in server.conns] == ["postgres"]
+    assert "--snapshot" not in calls(bin_dir, "pg_dump")[0]
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_rows_that_cannot_be_counted_fail_the_backup(root, bin_dir, server, monkeypatch, fmt):
+    monkeypatch.setenv("FAKE_COPY_END", "")  # pg_restore's COPY data ends without its \\.
+    rc, result = run(
+        module,
+        args(root, bin_dir, databases=["shop"], globals=False, row_counts=True, format=fmt),
+    )
+    assert rc == 1
+    assert result["msg"] == (
+        "backup of database shop failed: the new archive failed verification: row counts: the "
+        "data of public.orders ends without its end-of-data line (truncated); no backup "
+        "written, earlier backups untouched"
+    )
+    assert files(root / "shop") == []
+
+
+def test_a_directory_archive_is_read_once_for_its_rows(root, bin_dir, server):
+    rc, result = run(
+        module,
+        args(root, bin_dir, databases=["shop"], globals=False, row_counts=True, format="directory"),
+    )
+    assert rc == 0, result
+    archive = root / "shop" / result["backups"][0]["name"]
+    assert manifest_of(archive)["row_counts"] == {"public.orders": 42}
+    assert calls(bin_dir, "pg_restore") == [["--data-only", "--file", "-", str(archive.parent / (
+        "." + archive.name + ".tmp"))]]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("error", "message"),
-    [
-        (
-            "canceling statement due to lock timeout\nCONTEXT: x",
-            "lock wait timeout (60s) counting rows: a table is locked",
-        ),
-        ('relation "x" does not exist', 'counting rows: relation "x" does not exist'),
-    ],
-)
-def test_counting_rows_failures_are_one_line(root, bin_dir, monkeypatch, error, message):
-    server = FakeServer(answers(fail_counting=error))
-    fake_psycopg2(monkeypatch, server)
-    dump = module.Dump(FakeModule(host_params(root, bin_dir, row_counts_query="SELECT count")))
-    with pytest.raises(BackupError) as failed:
-        dump.count_rows("shop")
-    assert str(failed.value) == message
-    assert server.conns[0].closed
+    ("method", "level", "value"),
+    [("gzip", -1, ""), ("gzip", 0, "0"), ("gzip", 1, "1"), ("zstd", 3, "zstd:3"),
+     ("lz4", -1, "lz4"), ("zstd", 0, "0")],
+)  # fmt: skip
+def test_compression_method_and_level_as_pg_dump_16_takes_them(method, level, value):
+    params = {"compress": "", "compress_method": method, "compress_level": level}
+    assert compress_option(params, "pg_dump", lambda tool: (16, "16.4")) == value
+
+
+def test_lz4_and_zstd_are_refused_by_pg_dump_15_before_anything_is_written(root, bin_dir, server):
+    rc, result = run(
+        module, args(root, bin_dir, databases=["shop"], compress_method="zstd", compress_level=3)
+    )
+    assert rc == 1
+    assert result["msg"] == (
+        "backup refused: compression zstd needs pg_dump 16 or later, this host's pg_dump is 15.8 "
+        "(use pg_backup_compress_method gzip); nothing written"
+    )
+    assert calls(bin_dir, "pg_dump") == [["--version"]] and not root.exists()
+
+
+def test_a_run_reverifies_only_the_newest_older_backups(root, bin_dir, server):
+    older = [
+        write_backup(root, "shop", stamp, b"PGDMP dump of shop END")
+        for stamp in ("20261127T020000Z", "20261128T020000Z", "20261129T020000Z")
+    ]
+    rc, result = run(
+        module,
+        args(root, bin_dir, databases=["shop"], globals=False, verify_existing=True,
+             reverify_newest=2),
+    )  # fmt: skip
+    assert rc == 0, result
+    assert [v["name"] for v in result["verify"]["verified"]] == [o.name for o in older[1:]]
+    # the new backup once, on its way to the file; the two newest older ones once each
+    restores = calls(bin_dir, "pg_restore")
+    assert restores[0] == ["--file", os.devnull]
+    assert [r[-1] for r in restores[1:]] == [str(o) for o in older[1:]]
+
+
+def test_newest_others_per_database():
+    manifests = [{"name": n, "database": n[0]} for n in ("a1", "b1", "a2", "a3", "b2", "a4")]
+    assert newest_others(manifests, {"a4"}, 2) == ["a2", "a3", "b1", "b2"]
+    assert newest_others(manifests, {"a4"}, 0) == []
 
 
 # -- encrypted ------------------------------------------------------------------------------------

@@ -195,7 +195,8 @@ def dump(tmp_path, monkeypatch):
     tool.chmod(0o755)
     fake = FakeModule(tmp_path / "backups", bin_dir)
     fake.params.update(
-        globals=True, reuse_newer_than=0, row_counts_query="", verify_existing=True,
+        globals=True, reuse_newer_than=0, row_counts=False, verify_existing=True, reverify_newest=1,
+        compress="", compress_method="gzip", compress_level=-1,
         offsite_candidates=True, lock_wait_timeout="1s", jobs=1, identity="", identity_file="",
         retention={"keep_last": 1, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0},
     )  # fmt: skip
@@ -210,11 +211,12 @@ def globals_backups(root: Path) -> list[str]:
 def test_one_call_backs_up_verifies_and_prunes(dump, monkeypatch):
     first = dump.backup_and_check()
     root = Path(dump.root)
-    assert first["verify"]["msg"] == "1 backups verified"
+    assert first["verify"]["msg"] == "0 backups verified"  # verified once, as it was written
     assert first["retention"]["deleted"] == []
     assert [c["name"] for c in first["offsite_candidates"]] == globals_backups(root)
     second = dump.backup_and_check()
-    assert second["verify"]["msg"] == "2 backups verified"  # the new one and the earlier one
+    # the earlier one, not the new one again
+    assert [v["name"] for v in second["verify"]["verified"]] == [first["backups"][0]["name"]]
     assert second["retention"]["deleted"] == [first["backups"][0]["name"]]
     assert globals_backups(root) == [second["backups"][0]["name"]]
 
