@@ -1,4 +1,4 @@
-"""opsplay lab up|down|status|build: local lab hosts as podman containers with systemd."""
+"""opsplay lab up|down|status|build|ee: local lab hosts as podman containers with systemd."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def build(force: bool) -> int:
     from opsplay.lab.images import ensure_images
 
     click.echo(ensure_images(progress=_say, force=force))
+    return 0
+
+
+@command.command("ee")
+@click.option(
+    "--force", is_flag=True, envvar="OPSPLAY_LAB_FORCE", help="Rebuild even when the image exists."
+)
+def ee(force: bool) -> int:
+    """Build the execution environment image for AWX (only when missing or its recipe changed)."""
+    from opsplay.lab.ee import ensure_ee
+
+    click.echo(ensure_ee(progress=_say, force=force))
     return 0
 
 

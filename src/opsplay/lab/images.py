@@ -39,7 +39,7 @@ DEBOOTSTRAP = {
     "mirror": "http://deb.debian.org/debian",
 }
 
-_LOCK_FILE = Path(tempfile.gettempdir()) / "opsplay-lab-images.lock"
+LOCK_FILE = Path(tempfile.gettempdir()) / "opsplay-lab-images.lock"
 
 
 def _short_hash(*parts: bytes) -> str:
@@ -195,6 +195,15 @@ def _build_lab(ref: str, base: str, progress: Callable[[str], None]) -> None:
         )
 
 
+def ensure_base(progress: Callable[[str], None] = print, force: bool = False) -> str:
+    """Make sure the debootstrapped base image exists (build it when missing, or always with
+    ``force``); return its reference. Callers hold the images lock."""
+    base = base_ref()
+    if force or not image_exists(base):
+        _build_base(base, progress)
+    return base
+
+
 def ensure_images(progress: Callable[[str], None] = print, force: bool = False) -> str:
     """Make sure the lab image for the current recipe exists; return its full reference.
 
@@ -202,9 +211,8 @@ def ensure_images(progress: Callable[[str], None] = print, force: bool = False) 
     and tags the lab image ``localhost/opsplay-lab:latest``.
     """
     base, lab = base_ref(), lab_ref()
-    with file_lock(_LOCK_FILE):
-        if force or not image_exists(base):
-            _build_base(base, progress)
+    with file_lock(LOCK_FILE):
+        ensure_base(progress, force)
         if force or not image_exists(lab):
             _build_lab(lab, base, progress)
         else:
