@@ -14,6 +14,16 @@ from __future__ import annotations
 
 import json
 
+# Reasons of the schedule windows before flags said `scheduled` (older flags).
+_SCHEDULE_REASONS = ("weekly maintenance", "monthly maintenance")
+
+
+def is_scheduled(window):
+    """A schedule run (weekly, monthly) opened the window: that run closes it."""
+    if "scheduled" in window:
+        return bool(window["scheduled"])
+    return window.get("reason") in _SCHEDULE_REASONS
+
 
 def read(path):
     """(exists, window) for the flag at ``path``: (False, None) when there is none (or no path),

@@ -8,24 +8,22 @@ What it decides and does, its options and its results: maintenance_mode_window.y
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_flag
+from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_deadman as deadman
+from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_flag, timestamps
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_nginx as nginx
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_probe as probe
-
-# Reasons of the schedule windows before flags said `scheduled` (older flags).
-_SCHEDULE_REASONS = ("weekly maintenance", "monthly maintenance")
-
-
-def is_scheduled(window):
-    if "scheduled" in window:
-        return bool(window["scheduled"])
-    return window.get("reason") in _SCHEDULE_REASONS
+from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_deadman import (
+    append_line,
+    close,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_flag import is_scheduled
 
 
 def describe(window):
@@ -67,20 +65,6 @@ def plan(state, window, run_id, scheduled, exclusive, close_command):
     )
 
 
-def end_outcome(outcome, window, run_id, scheduled, exclusive):
-    """The outcome logged for closing ``window``: abandoned for another run's scheduled window
-    closed by hand under the environment lock, else the one given."""
-    if (
-        outcome == "ok"
-        and not scheduled
-        and exclusive
-        and is_scheduled(window)
-        and window.get("run_id", "") != run_id
-    ):
-        return "abandoned"
-    return outcome
-
-
 def read_window(path):
     """The open window's start entry, None when no window is open (module_utils
     maintenance_flag); an unreadable flag is an open window whose entry says so."""
@@ -88,14 +72,6 @@ def read_window(path):
     if not exists:
         return None
     return window if window is not None else {"reason": "unreadable flag"}
-
-
-def append_line(path, entry):
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def write_flag(path, entry):
@@ -106,52 +82,23 @@ def write_flag(path, entry):
     os.rename(tmp, path)
 
 
-def now():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def start_entry(p, before):
-    """The window's start entry: logged, then written as the flag."""
-    return {
+def start_entry(p, before, deadline=None):
+    """The window's start entry: logged, then written as the flag. With its deadline (ISO) when
+    the dead-man switch is armed, and the reason of a run outside its calendar window."""
+    entry = {
         "env": p["env"],
         "actor": p["actor"],
-        "time": now(),
+        "time": deadman.now_iso(),
         "event": "start",
         "reason": p["reason"],
         "run_id": p["run_id"],
         "scheduled": p["scheduled"],
         "before": before,
     }
-
-
-def end_entry(p, window, action, outcome):
-    """The window's end entry; ``outcome`` None: the one end_outcome decides."""
-    if action == "close_abandoned":
-        outcome, reason = "abandoned", window.get("reason", "")
-    else:
-        if outcome is None:
-            outcome = end_outcome(p["outcome"], window, p["run_id"], p["scheduled"], p["exclusive"])
-        reason = p["reason"]
-    entry = {
-        "env": p["env"],
-        "actor": p["actor"],
-        "time": now(),
-        "event": "end",
-        "reason": reason,
-        "outcome": outcome,
-        "run_id": window.get("run_id", ""),
-        "started": window.get("time", ""),
-    }
-    if p["run_id"] != window.get("run_id", ""):
-        entry["closed_by_run_id"] = p["run_id"]
-    return entry
-
-
-def close(p, window, action, outcome=None):
-    """Remove the flag (the site answers again from the next request on), then log the end."""
-    os.unlink(p["flag_path"])
-    entry = end_entry(p, window, action, outcome)
-    append_line(p["log_path"], entry)
+    if deadline:
+        entry["deadline"] = deadline
+    if p.get("outside_window_reason"):
+        entry["outside_window"] = p["outside_window_reason"]
     return entry
 
 
@@ -162,9 +109,9 @@ def make_dirs(path):
         os.makedirs(folder, 0o755)
 
 
-def open_window(p, before):
+def open_window(p, before, deadline=None):
     """Log the start first (an open window is always logged), then write the flag."""
-    entry = start_entry(p, before)
+    entry = start_entry(p, before, deadline)
     make_dirs(p["flag_path"])
     append_line(p["log_path"], entry)
     write_flag(p["flag_path"], entry)
@@ -256,6 +203,52 @@ class Window:
             )
         self.result["reloaded"] = True
 
+    def deadline(self):
+        """When a window opened now must end (None: no dead-man switch asked); bad input fails
+        the host in one line before anything is touched."""
+        p = self.p
+        if p["max_duration"] in (None, ""):
+            return None
+        try:
+            seconds = deadman.parse_duration(p["max_duration"])
+            return deadman.deadline_at(timestamps.now(), seconds, p["deadline"])
+        except ValueError as exc:
+            return self.fail(str(exc))
+
+    def arm(self, at):
+        """Arm the dead-man switch for ``at`` (its script written on the host first); a failure
+        fails the host in one line. Check mode: nothing armed."""
+        p = self.p
+        self.result.update(changed=True, deadline=timestamps.iso(at))
+        if self.module.check_mode:
+            return
+        missing = [name for name in deadman.SOURCES if name not in (p["expiry_sources"] or {})]
+        if missing:
+            self.fail("expiry_sources lacks %s: cannot arm the maintenance deadline" % missing)
+        deadman.install_program(p["expiry_dir"], p["expiry_sources"])
+        python = sys.executable or "/usr/bin/python3"
+        command = deadman.arm_command(
+            at, timestamps.now(), python, p["expiry_dir"], p["flag_path"], p["log_path"],
+            p["systemd_run"],
+        )  # fmt: skip
+        problem = deadman.arm(command, p["systemctl"])
+        if problem:
+            self.fail(problem)
+        self.result["armed"] = True
+
+    def keep_armed(self, window, at):
+        """A window already on keeps the timer it has (never shortened, nothing re-armed); one
+        without a timer is armed again, at the later of its recorded deadline and ``at``."""
+        if at is None:
+            return
+        found = deadman.armed(self.p["systemctl"])
+        if found is not None:
+            self.result["deadline"] = found
+            return
+        with contextlib.suppress(ValueError):  # no deadline recorded: the new one
+            at = max(at, timestamps.parse_iso(window.get("deadline")))
+        self.arm(at)
+
     def prove(self, expect, before):
         """(answers, problem) of the site's proof; nothing fetched in check mode or without URL."""
         p = self.p
@@ -292,6 +285,7 @@ def run_open(w):
     problem = probe.bad_health_paths(p["health_paths"])
     if problem:
         w.fail(problem)
+    at = w.deadline()
     window, action = w.decide("open")
     if action == "close_abandoned":
         w.close_abandoned(window)
@@ -300,15 +294,21 @@ def run_open(w):
     w.install()
     if action == "open":
         w.result["changed"] = True
+        deadline = timestamps.iso(at) if at else None
         if w.module.check_mode:
-            w.flag_diff(None, start_entry(p, {}))
+            w.result["deadline"] = deadline
+            w.flag_diff(None, start_entry(p, {}, deadline))
             w.done()
         before, problem = probe.baseline(p["site_url"], p["health_paths"], p["timeout"])
         if problem:
             w.fail(problem)
-        window = open_window(p, before)
+        if at:
+            w.arm(at)  # before the flag: a window is never on without its deadline
+        window = open_window(p, before, deadline)
         w.result["window"] = window
         w.flag_diff(None, window)
+    else:
+        w.keep_armed(window, at)
     _answers, problem = w.prove("on", window.get("before") or {})
     if problem:
         if action == "open":
@@ -364,6 +364,13 @@ ARGUMENT_SPEC = {
     "health_paths": {"type": "list", "elements": "str", "default": []},
     "wait": {"type": "float", "default": 10},
     "timeout": {"type": "float", "default": 5},
+    "max_duration": {"type": "raw", "default": ""},
+    "deadline": {"type": "str", "default": ""},
+    "outside_window_reason": {"type": "str", "default": ""},
+    "expiry_dir": {"type": "path", "default": "/usr/local/lib/opsplay/maintenance-expire"},
+    "expiry_sources": {"type": "dict", "default": {}},
+    "systemctl": {"type": "list", "elements": "str", "default": ["systemctl"]},
+    "systemd_run": {"type": "list", "elements": "str", "default": ["systemd-run"]},
 }
 RUNNERS = {"recover": run_recover, "install": run_install, "open": run_open, "close": run_close}
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.opsplay.ops.plugins.module_utils import (
+    maintenance_deadman as deadman,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils import (
     maintenance_nginx,
     maintenance_probe,
 )
@@ -81,11 +84,11 @@ def test_older_flags_count_as_scheduled_by_their_reason():
 
 
 def test_closing_another_runs_scheduled_window_by_hand_under_the_lock_is_abandoned():
-    assert window.end_outcome("ok", WEEKLY, "r2", False, True) == "abandoned"
-    assert window.end_outcome("cancelled", WEEKLY, "r2", False, True) == "cancelled"
-    assert window.end_outcome("ok", WEEKLY, "r2", False, False) == "ok"
-    assert window.end_outcome("ok", BY_HAND, "r2", False, True) == "ok"
-    assert window.end_outcome("failed", WEEKLY, "r1", True, True) == "failed"
+    assert deadman.end_outcome("ok", WEEKLY, "r2", False, True) == "abandoned"
+    assert deadman.end_outcome("cancelled", WEEKLY, "r2", False, True) == "cancelled"
+    assert deadman.end_outcome("ok", WEEKLY, "r2", False, False) == "ok"
+    assert deadman.end_outcome("ok", BY_HAND, "r2", False, True) == "ok"
+    assert deadman.end_outcome("failed", WEEKLY, "r1", True, True) == "failed"
 
 
 SITE = """server {
@@ -264,11 +267,11 @@ def test_close_removes_the_flag_before_it_logs_the_end(tmp_path):
 
 
 def test_end_entries_say_abandoned_failed_or_the_outcome_and_who_closed():
-    entry = window.end_entry(PARAMS, WEEKLY, "close_abandoned", None)
+    entry = deadman.end_entry(PARAMS, WEEKLY, "close_abandoned", None)
     assert entry["outcome"] == "abandoned" and entry["reason"] == "weekly maintenance"
     assert entry["run_id"] == "r1" and entry["closed_by_run_id"] == "r2"
     assert entry["started"] == WEEKLY["time"]
     own = dict(WEEKLY, run_id="r2")
-    assert window.end_entry(PARAMS, own, "close", "failed")["outcome"] == "failed"
-    ok = window.end_entry(PARAMS, own, "close", None)
+    assert deadman.end_entry(PARAMS, own, "close", "failed")["outcome"] == "failed"
+    ok = deadman.end_entry(PARAMS, own, "close", None)
     assert ok["outcome"] == "ok" and "closed_by_run_id" not in ok
