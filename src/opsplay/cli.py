@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Fleet status: backups, restore tests, certificates, security updates, reboot, vacuum, "
         "and the last run of each schedule (read-only; also written for Prometheus).",
     ),
+    "unlock": (
+        "unlock",
+        "Break the host leases (issue 18) on the hosts, whoever holds them; one line per host.",
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """Running one playbook against one environment, start to finish, for the CLI and the library.
 
-validate input -> calendar -> prod guard -> environment lock -> ansible-runner -> history
+validate input -> calendar -> prod guard -> environment lock -> ansible-runner (the playbook's
+run gates: calendar again, host leases) -> history; a failed or cancelled run releases its leases
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from opsplay import content, runner
 from opsplay.arguments import bad_input, given_vars
 from opsplay.display import Progress, print_json, print_recap
 from opsplay.environment import Environment, load_environment
-from opsplay.errors import ExitCode, OpsplayError
+from opsplay.errors import ExitCode, Locked, OpsplayError
 from opsplay.guard import confirm_run
 from opsplay.inputs import RunOptions
 from opsplay.lock import environment_lock
@@ -73,16 +74,31 @@ def execute(
         hint=channel.confirm_hint,
         outside_window=outside,
     )
+    pass_calendar(env, options)
     state_dir = private_dir(settings.state())
+    started: list[RunRecord] = []
     with environment_lock(state_dir, env.name, f"opsplay {what} --env {env.name}"):
         try:
-            record, _ = run_recorded(settings, env, book.path, what, options, channel, locked=True)
+            record, _ = run_recorded(
+                settings, env, book.path, what, options, channel, locked=True, on_start=started
+            )
         except KeyboardInterrupt:
+            lease_of = started[0].id if started else None
             if book.opens_window:
-                close_window(settings, env, what, options, channel)
+                close_window(settings, env, what, options, channel, lease_of)
+            release_leases(settings, env, book, options, channel, lease_of)
+            raise
+        except Locked:
+            raise  # refused on every host: this run holds no lease
+        except OpsplayError:
+            release_leases(
+                settings, env, book, options, channel, started[0].id if started else None
+            )
             raise
         if record.status == "canceled" and book.opens_window:
-            close_window(settings, env, what, options, channel)
+            close_window(settings, env, what, options, channel, record.id)
+        if record.exit_code != ExitCode.OK:
+            release_leases(settings, env, book, options, channel, record.id)
     if options.notify_url:
         from opsplay.notify import send, should_notify
 
@@ -160,6 +176,37 @@ def check_calendar(
     )
 
 
+def pass_calendar(env: Environment, options: RunOptions) -> None:
+    """The environment's calendar goes to the playbooks as ``opsplay_calendar`` (its zone
+    resolved): their run gate (playbooks/tasks/gates.yml) decides with the same code, so a run
+    the CLI let through is let through there, and ``opsplay_window_end`` is set from it."""
+    from opsplay import maintenance_calendar
+
+    calendar = maintenance_calendar.load(env.path)
+    if calendar is not None:
+        options.extravars["opsplay_calendar"] = maintenance_calendar.to_data(calendar)
+
+
+def release_leases(
+    settings: Settings,
+    env: Environment,
+    book: Playbook,
+    options: RunOptions,
+    channel: Channel,
+    run_id: str | None,
+) -> None:
+    """After a run that failed or was cancelled: release the leases it still holds (its failed
+    hosts never reached the playbook's release play). Nothing for --check or read-only runs."""
+    from opsplay import leases
+
+    if run_id is None or options.check or not leases.takes_lease(book):
+        return
+    try:
+        leases.release_run(settings, env, run_id, options, channel)
+    except OpsplayError as exc:
+        channel.notice(f"releasing the leases of run {run_id} failed: {exc.message}")
+
+
 def warn_windows_left(record: RunRecord, env: str, channel: Channel) -> None:
     """A host unreachable during a window run may have kept its window open: say how it closes."""
     for host, row in record.hosts.items():
@@ -172,13 +219,19 @@ def warn_windows_left(record: RunRecord, env: str, channel: Channel) -> None:
 
 
 def close_window(
-    settings: Settings, env: Environment, what: str, options: RunOptions, channel: Channel
+    settings: Settings,
+    env: Environment,
+    what: str,
+    options: RunOptions,
+    channel: Channel,
+    lease_of: str | None = None,
 ) -> None:
     """Turn maintenance mode off after a cancelled window run (its `always:` never ran).
 
     Runs playbooks/maintenance-mode.yml with state=off and outcome=cancelled on the same hosts,
     still under the environment lock; a host whose flag is already absent is left alone. If this
-    fails or is interrupted too, say so and how to finish by hand.
+    fails or is interrupted too, say so and how to finish by hand. ``lease_of``: the cancelled
+    run, whose leases this run takes over (re-taking a lease of the same run is allowed).
     """
     if options.check:
         return  # a dry run turned nothing on
@@ -197,6 +250,8 @@ def close_window(
         vault_password_file=options.vault_password_file,
         extravars={"state": "off", "reason": f"{what} (cancelled)", "outcome": "cancelled"},
     )
+    if lease_of:
+        cleanup.extravars["opsplay_lease_run_id"] = lease_of
     try:
         record, _ = run_recorded(
             settings,
@@ -276,6 +331,7 @@ def run_recorded(
     run_file_var: str | None = None,
     quiet: bool = False,
     locked: bool = False,
+    on_start: list[RunRecord] | None = None,
 ) -> tuple[RunRecord, Path]:
     """Run ``playbook`` through ansible-runner with live progress, kept in the history.
 
@@ -305,6 +361,8 @@ def run_recorded(
         strategy=strategy.name,
     )
     history.save(record)
+    if on_start is not None:
+        on_start.append(record)  # the caller learns the run's ID even if it is interrupted
     extravars = {**options.extravars, "opsplay_run_id": run_id}
     if options.outside_window:
         record.outside_window = options.outside_window
@@ -361,6 +419,10 @@ def run_recorded(
         problem, code = _bad_input(result, progress, options), ExitCode.USAGE
         if not problem:
             problem, code = _ansible_error(result)
+        if not problem:
+            from opsplay.leases import refused_problem
+
+            problem, code = refused_problem(result, what, env.name), ExitCode.LOCKED
         if problem:
             record.exit_code = int(code)
     finally:

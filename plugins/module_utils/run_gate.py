@@ -1,0 +1,76 @@
+"""The run gate of every playbook (issue 18 item 1, issue 22 item 2), decided on the controller.
+
+Before a playbook touches a host, its first play runs ``opsplay.ops.run_gate`` once
+(plugins/action/run_gate.py): the maintenance calendar passed as data (``opsplay_calendar``;
+the CLI passes the environment's calendar.yml, AWX users put the same data in inventory or
+group vars) refuses a disruptive run outside its window or inside a freeze with the CLI's line
+(plugins/module_utils/maintenance_calendar.py, ONE implementation for both); and the run's
+lease identity (controller, user, run id, what) is named once for every host. Both become facts
+of every host of the play: ``opsplay_window_end`` (interfaces: ISO UTC or "") and
+``opsplay_lease`` (what playbooks/tasks/gates.yml passes to opsplay.ops.lease).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+
+from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_calendar as mc
+
+ARGUMENT_SPEC = {
+    "what": {"type": "str", "required": True},
+    "env": {"type": "str", "default": ""},
+    "schedule": {"type": "str", "default": ""},
+    "disruptive": {"type": "bool", "default": False},
+    "calendar": {"type": "raw"},
+    "outside_window": {"type": "str", "default": ""},
+    "run_ids": {"type": "list", "elements": "str", "default": []},
+    "users": {"type": "list", "elements": "str", "default": []},
+}
+OVERRIDE = "opsplay_outside_window_reason=REASON"
+
+
+def identity(what, run_ids, users, at, controller=None):
+    """The lease's holder: this control node, the first user given (AWX's launching user) or the
+    controller's, the first run id given (opsplay's, AWX's job) or one made for this run."""
+    controller = controller or socket.gethostname()
+    user = next((u for u in users if u and u.strip()), "") or _user()
+    run_id = next((r for r in run_ids if r and r.strip()), "")
+    if not run_id:
+        run_id = "{}-{}-{}".format(controller, at.strftime("%Y%m%dT%H%M%SZ"), os.urandom(3).hex())
+    return {"controller": controller, "user": user, "run_id": run_id, "what": what}
+
+
+def _user():
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (containers)
+        return str(os.getuid())
+
+
+def decide(args, at, check=False, controller=None):
+    """The gate's result for the action plugin: failed with the refusal's one line, or the
+    facts. ``check``: a dry run is never refused (as the CLI's --check)."""
+    try:
+        answer = mc.gate(
+            args.get("calendar") or None,
+            at,
+            what=args["what"],
+            env=args.get("env") or "",
+            schedule=args.get("schedule") or None,
+            disruptive=bool(args.get("disruptive")),
+            outside_window=args.get("outside_window") or "",
+            override=OVERRIDE,
+        )
+    except mc.CalendarError as exc:
+        return {"failed": True, "msg": str(exc), "calendar_error": True}
+    if not answer.allowed and not check:
+        return {"failed": True, "msg": answer.message, "outside_window": True}
+    facts = {
+        "opsplay_window_end": answer.window_end,
+        "opsplay_lease": identity(
+            args["what"], args.get("run_ids") or [], args.get("users") or [], at, controller
+        ),
+    }
+    return {"changed": False, "msg": answer.message, "ansible_facts": facts}
