@@ -160,6 +160,8 @@ def close_inputs(procs):
 
 def judge(tool, codes, texts, where):
     """Raise the first failure of pg_dump, pg_restore (the verification) and age, if any."""
+    if codes[0] < 0:
+        raise BackupError("%s was killed (signal %d)" % (os.path.basename(tool), -codes[0]))
     if codes[0] != 0:
         raise BackupError(describe_tool_error(os.path.basename(tool), texts[0] or "failed", where))
     if len(codes) > 2 and codes[2] != 0:

@@ -113,6 +113,10 @@ if os.environ.get("FAKE_PG_DUMP_ERROR") and os.environ.get("FAKE_PG_DUMP_FAILING
     sys.stderr.write(os.environ["FAKE_PG_DUMP_ERROR"] + "\\n")
     sys.exit(1)
 data = b"PGDMP dump of " + (option("--dbname") or "?").encode() + b" END"
+if os.environ.get("FAKE_PG_DUMP_KILLED"):  # half of the archive, then SIGKILL
+    sys.stdout.buffer.write(data[: len(data) // 2])
+    sys.stdout.buffer.flush()
+    os.kill(os.getpid(), 9)
 if option("--format") == "directory":
     os.mkdir(option("--file"))
     for part in ("toc.dat", "3001.dat.gz"):

@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 
 import pytest
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import newest_others
@@ -218,6 +219,53 @@ def test_an_archive_failing_verification_is_removed_and_named(root, bin_dir, ser
     assert result["msg"] == (
         "backup of database shop failed: the new archive failed verification: unreadable "
         "archive (could not read from input); no backup written, earlier backups untouched"
+    )
+    assert files(root / "shop") == []
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_a_killed_pg_dump_leaves_nothing_and_says_so(root, bin_dir, server, monkeypatch,
+                                                     tmp_path, encrypted):  # fmt: skip
+    if encrypted and shutil.which("age") is None:
+        pytest.skip("age is not installed")
+    earlier = write_backup(root, "shop", "20261129T020000Z", b"PGDMP dump of shop END")
+    monkeypatch.setenv("FAKE_PG_DUMP_KILLED", "1")
+    extra = {}
+    if encrypted:
+        extra = {"encryption": "age", "recipients": [age_key(tmp_path)[2]]}
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False, **extra))
+    assert rc == 1
+    assert result["msg"] == (
+        "backup of database shop failed: pg_dump was killed (signal 9); no backup written, "
+        "earlier backups untouched"
+    )
+    assert files(root / "shop") == sorted([earlier.name, earlier.name + ".json",
+                                           earlier.name + ".sha256"])  # fmt: skip
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_a_disk_filling_up_mid_stream_leaves_nothing(root, bin_dir, server, monkeypatch,
+                                                     tmp_path, encrypted):  # fmt: skip
+    """The archive file's write fails with ENOSPC in the middle of the one pass (the file is
+    written by the module, from pg_dump's pipe or age's): nothing is left, the disk is named."""
+    import errno
+
+    from ansible_collections.opsplay.ops.plugins.module_utils import pg_backup_stream
+
+    if encrypted and shutil.which("age") is None:
+        pytest.skip("age is not installed")
+
+    def full(self, block):
+        self.handle.write(block[:3])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pg_backup_stream.Written, "__call__", full)
+    extra = {"encryption": "age", "recipients": [age_key(tmp_path)[2]]} if encrypted else {}
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False, **extra))
+    assert rc == 1
+    assert result["msg"] == (
+        f"backup of database shop failed: disk full (No space left on device) while writing "
+        f"{root / 'shop'}; no backup written, earlier backups untouched"
     )
     assert files(root / "shop") == []
 
