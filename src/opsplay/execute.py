@@ -171,7 +171,7 @@ def check_calendar(
         history.save(missed)
         history.rotate()
     raise OpsplayError(
-        f"{what} on {env.name} {decision.reason} (--outside-window REASON overrides)",
+        maintenance_calendar.refusal(what, env.name, decision.reason, "--outside-window REASON"),
         ExitCode.OUTSIDE_WINDOW,
     )
 
