@@ -4,7 +4,11 @@ The lease file, ``/var/lib/opsplay/lease.json`` (0644, JSON, replaced whole by r
 
     {"controller": "bastion-1", "user": "alice", "run_id": "20261207-020001-ab12",
      "what": "maintenance weekly", "started": "2026-12-07T01:00:01Z",
-     "expires": "2026-12-07T07:00:01Z"}
+     "expires": "2026-12-07T07:00:01Z", "lock": "/home/alice/.local/state/opsplay/locks/prod.lock"}
+
+``lock`` (opsplay's runs only): the environment flock the run held on its controller. A run that
+holds the same flock on the same controller now proves that run gone, and takes its lease over
+(the next weekly after a SIGKILL, closing the window the killed run left).
 
 Decisions (``decide_take``, ``decide_release``) are pure functions of the lease found, the one
 asked for and the host's clock; ``take``/``release`` apply them under an ``flock`` of
@@ -59,6 +63,18 @@ def same_holder(lease, identity):
     return all(str(lease.get(k, "")) == str(identity.get(k, "")) for k in IDENTITY)
 
 
+def gone(lease, identity):
+    """The lease of a run that is gone: taken under the same local lock (opsplay's environment
+    flock, ``lock``: its path) on the same controller, which the taker holds now, so the run
+    that took it no longer runs (killed, crashed). Only opsplay passes ``lock``, under the lock."""
+    lock = identity.get("lock")
+    return (
+        bool(lock)
+        and lease.get("lock") == lock
+        and lease.get("controller") == identity.get("controller")
+    )
+
+
 def expired(lease, at):
     """A lease whose ``expires`` is at or before ``at`` (or unreadable: never, to be safe)."""
     until = parse_iso(lease.get("expires"))
@@ -72,6 +88,8 @@ def decide_take(current, identity, at, ttl):
     if current == "unreadable":
         return False, None, "refused: unreadable lease file (opsplay unlock removes it)"
     lease = dict((k, str(identity[k])) for k in ("controller", "user", "run_id", "what"))
+    if identity.get("lock"):
+        lease["lock"] = str(identity["lock"])
     lease["started"] = iso(at)
     lease["expires"] = iso(at + datetime.timedelta(seconds=int(ttl)))
     if current is None:
@@ -81,6 +99,8 @@ def decide_take(current, identity, at, ttl):
         return True, lease, "taken again by the same run"
     if expired(current, at):
         return True, lease, "taken (expired lease of " + describe(current) + ")"
+    if gone(current, identity):
+        return True, lease, "taken (lease of a run that is gone: " + describe(current) + ")"
     return False, None, "refused: held by " + describe(current)
 
 

@@ -27,11 +27,12 @@ ARGUMENT_SPEC = {
     "outside_window": {"type": "str", "default": ""},
     "run_ids": {"type": "list", "elements": "str", "default": []},
     "users": {"type": "list", "elements": "str", "default": []},
+    "lock": {"type": "str", "default": ""},
 }
 OVERRIDE = "opsplay_outside_window_reason=REASON"
 
 
-def identity(what, run_ids, users, at, controller=None):
+def identity(what, run_ids, users, at, controller=None, lock=""):
     """The lease's holder: this control node, the first user given (AWX's launching user) or the
     controller's, the first run id given (opsplay's, AWX's job) or one made for this run."""
     controller = controller or socket.gethostname()
@@ -39,7 +40,7 @@ def identity(what, run_ids, users, at, controller=None):
     run_id = next((r for r in run_ids if r and r.strip()), "")
     if not run_id:
         run_id = "{}-{}-{}".format(controller, at.strftime("%Y%m%dT%H%M%SZ"), os.urandom(3).hex())
-    return {"controller": controller, "user": user, "run_id": run_id, "what": what}
+    return {"controller": controller, "user": user, "run_id": run_id, "what": what, "lock": lock}
 
 
 def _user():
@@ -70,7 +71,12 @@ def decide(args, at, check=False, controller=None):
     facts = {
         "opsplay_window_end": answer.window_end,
         "opsplay_lease": identity(
-            args["what"], args.get("run_ids") or [], args.get("users") or [], at, controller
+            args["what"],
+            args.get("run_ids") or [],
+            args.get("users") or [],
+            at,
+            controller,
+            args.get("lock") or "",
         ),
     }
     return {"changed": False, "msg": answer.message, "ansible_facts": facts}

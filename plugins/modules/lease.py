@@ -18,6 +18,7 @@ ARGUMENT_SPEC = {
     "run_id": {"type": "str", "required": True},
     "what": {"type": "str", "default": ""},
     "ttl": {"type": "int", "default": lease.DEFAULT_TTL},
+    "lock": {"type": "str", "default": ""},
     "force": {"type": "bool", "default": False},
     "path": {"type": "str", "default": lease.LEASE_PATH},
 }
@@ -26,7 +27,7 @@ ARGUMENT_SPEC = {
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    identity = {k: p[k] for k in ("controller", "user", "run_id", "what")}
+    identity = {k: p[k] for k in ("controller", "user", "run_id", "what", "lock")}
     try:
         if p["state"] == "present":
             if p["ttl"] < 1:

@@ -369,6 +369,8 @@ def run_recorded(
         extravars["opsplay_outside_window_reason"] = options.outside_window
     if locked:
         extravars["opsplay_environment_locked"] = True
+        # the lease names this lock: the next run holding it takes a gone run's leases over
+        extravars["opsplay_lease_lock"] = str(state_dir / "locks" / f"{env.name}.lock")
     run_file = run_dir
     if run_file_var:
         run_file = run_dir / f"{what}.json"

@@ -134,3 +134,15 @@ def test_the_module_refuses_in_one_line_and_releases(tmp_path: Path):
     assert rc == 0 and result["released"] and not Path(path).exists()
     rc, result = run_main(lease_module, {**args, "ttl": 0})
     assert rc == 1 and "ttl must be at least 1" in result["msg"]
+
+
+def test_a_gone_run_under_the_same_lock_on_the_same_controller_is_taken_over():
+    lock = "/home/alice/.local/state/opsplay/locks/prod.lock"
+    killed = held_by({**ME, "run_id": "R-killed", "lock": lock})
+    taken, new, line = lease.decide_take(killed, {**ME, "lock": lock}, AT, 60)
+    assert taken and new["lock"] == lock and new["run_id"] == "R-alice"
+    assert line.startswith("taken (lease of a run that is gone: alice@bastion-1 (run R-killed")
+    # another state directory (another lock), another controller, or no lock (AWX): refused
+    assert not lease.decide_take(killed, {**ME, "lock": "/tmp/other/locks/prod.lock"}, AT, 60)[0]
+    assert not lease.decide_take(killed, {**ME, "controller": "b2", "lock": lock}, AT, 60)[0]
+    assert not lease.decide_take(killed, ME, AT, 60)[0]
