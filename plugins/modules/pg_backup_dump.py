@@ -225,7 +225,7 @@ class Dump(BackupHost):
                 verified={"ok": True, "at": iso(ended), "problem": ""},
                 row_counts=counts[0],
             )
-            if counts[1]:
+            if counts[1] is not None:
                 manifest["large_objects"] = counts[1]
             commit_backup(tmp, final, sums, manifest)
         except OSError as exc:

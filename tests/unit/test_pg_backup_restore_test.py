@@ -48,6 +48,7 @@ class Server:
 
     def __init__(self, fail=(), counts=None):
         self.calls, self.fail, self.counts = [], dict(fail), counts
+        self.large_objects = 0
 
 
 @pytest.fixture
@@ -75,6 +76,7 @@ def host(tmp_path, monkeypatch):
 
         monkeypatch.setattr(test, "restore_into", restore_into)
         monkeypatch.setattr(test, "count_rows", lambda db: dict(server.counts or ROWS))
+        monkeypatch.setattr(test, "count_large_objects", lambda db: server.large_objects)
         return test
 
     make.server, make.root = server, root
@@ -131,6 +133,19 @@ def test_row_counts_that_differ_fail_the_test_naming_each_table(host):
     assert result["problems"] == [
         f"restore test of {shop['name']} failed: row counts differ:"
         " public.extra: backup none, restored 1, public.orders: backup 5000, restored 4999"
+    ]
+
+
+def test_large_objects_counted_in_the_archive_are_compared_when_recorded(host):
+    """pg_backup_dump records large_objects (counted from the archive's lo_open calls) since
+    issue 20; the restore test compares them, and does not for a manifest without the key."""
+    shop = dict(manifest("shop", "20250402T010000Z", rows=ROWS), large_objects=2)
+    blog = manifest("blog", "20250402T010000Z", rows=ROWS)  # an older manifest: no key
+    host.server.large_objects = 1
+    result = host([shop, blog]).test_all()
+    assert result["problems"] == [
+        f"restore test of {shop['name']} failed: row counts differ:"
+        " large objects: backup 2, restored 1"
     ]
 
 
