@@ -29,7 +29,10 @@ def build(force: bool) -> int:
 
 @command.command("ee")
 @click.option(
-    "--force", is_flag=True, envvar="OPSPLAY_LAB_FORCE", help="Rebuild even when the image exists."
+    "--force",
+    is_flag=True,
+    envvar="OPSPLAY_LAB_FORCE",
+    help="Rebuild it from scratch even when it exists (the base image is kept).",
 )
 def ee(force: bool) -> int:
     """Build the execution environment image for AWX (only when missing or its recipe changed)."""

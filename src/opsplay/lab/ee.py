@@ -106,20 +106,23 @@ def ee_ref(pinned: dict[str, str] | None = None) -> str:
 
 def ensure_ee(progress: Callable[[str], None] = print, force: bool = False) -> str:
     """Make sure the execution environment image for the current recipe exists (building the
-    base image first when it is missing); tag it ``:latest``; return its full reference."""
+    base image first when it is missing); tag it ``:latest``; return its full reference.
+    ``force`` rebuilds it from scratch (no layer cache; the base image is kept)."""
     pinned = versions()
     ref = ee_ref(pinned)
     with file_lock(LOCK_FILE):
-        base = ensure_base(progress, force)
+        base = ensure_base(progress)
         if force or not image_exists(ref):
-            _build(ref, base, pinned, progress)
+            _build(ref, base, pinned, progress, fresh=force)
         else:
             progress(f"{ref} is up to date")
         run_command(["podman", "tag", ref, EE_LATEST], "podman tag")
     return ref
 
 
-def _build(ref: str, base: str, pinned: dict[str, str], progress: Callable[[str], None]) -> None:
+def _build(
+    ref: str, base: str, pinned: dict[str, str], progress: Callable[[str], None], fresh: bool
+) -> None:
     what = ", ".join(f"{name} {version}" for name, version in pinned.items())
     progress(f"building {ref} from {base} with {what} (a few minutes)")
     with tempfile.TemporaryDirectory(prefix="opsplay-ee-build-") as context:
@@ -131,6 +134,7 @@ def _build(ref: str, base: str, pinned: dict[str, str], progress: Callable[[str]
                 "podman",
                 "build",
                 "--pull=never",
+                *(["--no-cache"] if fresh else []),
                 "--build-arg",
                 f"BASE_IMAGE={base}",
                 *build_args(pinned),
