@@ -155,6 +155,7 @@ def test_interrupt_inside_the_window_turns_maintenance_mode_off(run_opsplay, lab
     assert entries[1]["outcome"] == "cancelled"
     assert "(cancelled)" in entries[1]["reason"]
     assert site_status() == "200"
+    assert no_expiry_timer(HOST)  # the close after Ctrl-C disarmed the dead-man switch
 
 
 def _no_process_of(run_dir_marker: str) -> bool:
@@ -195,6 +196,8 @@ def test_sigkill_inside_the_window_then_the_next_weekly_closes_it(run_opsplay, l
     assert entries[2]["run_id"] == json.loads(weekly.out)["id"]
     assert entries[3]["outcome"] == "ok"
     assert not flag_exists() and site_status() == "200"
+    # the killed run's timer was armed: closing its window as abandoned disarmed it
+    assert entries[0]["deadline"] and no_expiry_timer(HOST)
 
 
 def test_host_stopped_inside_the_window_then_status_and_the_next_weekly(
@@ -237,6 +240,87 @@ def test_host_stopped_inside_the_window_then_status_and_the_next_weekly(
     assert [e["event"] for e in entries] == ["start", "end", "start", "end"], entries
     assert entries[1]["outcome"] == "abandoned" and entries[1]["run_id"] == window["run_id"]
     assert not flag_exists() and site_status() == "200"
+
+
+WEB_HOSTS = ("opsplay-lab-1", "opsplay-lab-2")
+EXPIRE_UNITS = "opsplay-maintenance-expire*"
+
+
+def status_of(host: str) -> str:
+    probe = subprocess.run(
+        [*["podman", "exec", host], "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+         "http://127.0.0.1/"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return probe.stdout
+
+
+def test_sigkill_inside_the_window_the_dead_man_switch_closes_it(run_opsplay, lab_inventories):
+    # Issue 18 item 2: nothing of opsplay survives a kill -9 of its process group, and no run
+    # follows; each web host's own timer turns maintenance mode off at the window's deadline.
+    before = {host: on_host_of(host, f"cat {LOG} 2>/dev/null || true") for host in WEB_HOSTS}
+    for host in WEB_HOSTS:  # the window's certificate check stalls (see weekly_inside_the_window)
+        subprocess.run(
+            ["podman", "exec", "-d", host, "timeout", "240", "python3", "-c", SILENT_LISTENER],
+            check=True,
+        )
+    slow = {
+        "cert_renewal_endpoints": [{"host": "127.0.0.1", "port": 4443, "server_name": "stall"}],
+        "cert_renewal_endpoint_timeout": 60,
+        "maintenance_mode_max_duration": 60,
+    }
+    proc = run_opsplay.start("maintenance", "weekly", "--env", "lab", "-e", json.dumps(slow))
+    try:
+        deadline = time.monotonic() + 180
+        while not all(flag_on(host) for host in WEB_HOSTS):
+            assert proc.poll() is None and time.monotonic() < deadline, "the windows never opened"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.communicate(timeout=60)
+        first_200 = {}
+        while len(first_200) < len(WEB_HOSTS) and time.monotonic() < killed_at + 90:
+            for host in WEB_HOSTS:
+                if host not in first_200 and status_of(host) == "200":
+                    first_200[host] = time.monotonic() - killed_at
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for host in WEB_HOSTS:
+            subprocess.run(["podman", "exec", host, "pkill", "-f", "SO_REUSEADDR"], check=False)
+        break_leases_left(run_opsplay)
+    print(f"SIGKILL -> first 200 (s): {first_200}")  # issue 18's closing note reports it
+    assert set(first_200) == set(WEB_HOSTS), first_200
+    for host in WEB_HOSTS:
+        log = on_host_of(host, f"cat {LOG}")[len(before[host]) :].splitlines()
+        start, end = (json.loads(line) for line in log[-2:])
+        assert start["event"] == "start" and start["run_id"] == end["run_id"], log
+        assert end["outcome"] == "expired" and end["deadline"] == start["deadline"], end
+        assert not flag_on(host) and no_expiry_timer(host)
+    assert run_opsplay("run", "health", "--env", "lab").code == ExitCode.OK
+
+
+def break_leases_left(run_opsplay) -> None:
+    """The killed run's host leases (issue 18 item 1) would hold the lab for their TTL: broken."""
+    lease = "/var/lib/opsplay/lease.json"
+    if any(on_host_of(host, f"test -e {lease} && echo held || true") for host in WEB_HOSTS):
+        unlocked = run_opsplay("unlock", "--env", "lab", "--yes")
+        assert unlocked.code == ExitCode.OK, unlocked.err
+
+
+def no_expiry_timer(host: str) -> bool:
+    return on_host_of(host, f"systemctl list-units --all --no-legend '{EXPIRE_UNITS}'") == ""
+
+
+def flag_on(host: str) -> bool:
+    return subprocess.run(["podman", "exec", host, "test", "-e", FLAG], check=False).returncode == 0
+
+
+def on_host_of(host: str, script: str) -> str:
+    return subprocess.run(
+        ["podman", "exec", host, "sh", "-c", script], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def start_host() -> None:
