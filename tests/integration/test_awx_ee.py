@@ -1,0 +1,203 @@
+"""The AWX execution path, run for real (issue 18 item 3).
+
+AWX runs a job on an execution node as `ansible-runner worker` inside the execution environment,
+fed by `ansible-runner transmit` (the private data dir: project, inventory, extra vars, the
+machine credential's key as env/ssh_key) and read back by `ansible-runner process`. This test
+builds opsplay's execution environment image when it is missing (opsplay.lab.ee, cached by a hash
+of its recipe), then runs the weekly window through exactly that pipe against the lab hosts over
+SSH (`lab up --ssh` publishes their sshd on 127.0.0.1; the container uses the host's network), and
+checks on the hosts the outcome the CLI's weekly has: a fresh verified backup, the window closed
+with outcome ok and the site answering 200, the security updates' status record written, and no
+lease left. The same checks run after the CLI's own weekly over the same SSH inventory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsplay.errors import ExitCode
+from opsplay.lab.ee import ensure_ee
+
+from .conftest import REPO, on_host, start_lab
+
+#: What AWX checks out as the project: the collection's content (the repository root).
+PROJECT = ["ansible.cfg", "galaxy.yml", "meta", "playbooks", "plugins", "roles", "collections"]
+RUNNER = Path(sys.executable).parent / "ansible-runner"
+IDENT = "weekly-ee"
+PLAYBOOK = "playbooks/maintenance-weekly.yml"
+RECORD = "/var/lib/opsplay/status/security-updates.json"
+WORKER = ["ansible-runner", "worker", "--private-data-dir=/runner"]
+
+
+@pytest.fixture(scope="module")
+def ee_image() -> str:
+    return ensure_ee(progress=print)
+
+
+@pytest.fixture
+def ssh_lab(lab_inventories, tmp_path) -> Path:
+    """The running lab hosts (kept: `lab up` only recreates hosts not on the current image) with
+    the lab key authorised for root; returns the generated `lab` inventory dir."""
+    root = start_lab(tmp_path / "ssh-inventories", "--ssh")
+    return root / "lab"
+
+
+def private_data_dir(path: Path, ssh_lab: Path) -> Path:
+    """An AWX job's private data dir: the project, the inventory (AWX hands the synced inventory
+    over as a file; its host vars minus the key path), the extra vars AWX adds, and the machine
+    credential as env/ssh_key, never in the image."""
+    project = path / "project"
+    project.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in PROJECT:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, symlinks=True, ignore=ignore)
+        else:
+            shutil.copy2(source, project / name)
+    inventory = yaml.safe_load((ssh_lab / "hosts.yml").read_text())
+    hosts = inventory["all"]["hosts"]
+    key = Path(next(iter(hosts.values()))["ansible_ssh_private_key_file"])
+    for host in hosts.values():
+        del host["ansible_ssh_private_key_file"]
+    inventory["all"]["vars"] = {"opsplay_env": "lab"}
+    shutil.copytree(ssh_lab / "group_vars", path / "inventory" / "group_vars")
+    (path / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    (path / "env").mkdir()
+    shutil.copy(key, path / "env" / "ssh_key")
+    (path / "env" / "extravars").write_text(
+        json.dumps({"awx_job_id": 4242, "awx_user_name": "admin", "awx_job_template_name": "ee"})
+    )
+    return path
+
+
+def run_through_worker(data: Path, image: str) -> subprocess.CompletedProcess[str]:
+    """transmit | podman run -i --rm EE ansible-runner worker | process, as AWX's receptor does."""
+    transmit = subprocess.Popen(
+        [str(RUNNER), "transmit", str(data), "-p", PLAYBOOK, "--ident", IDENT],
+        stdout=subprocess.PIPE,
+    )
+    worker = subprocess.Popen(
+        ["podman", "run", "-i", "--rm", "--network", "host", image, *WORKER],
+        stdin=transmit.stdout,
+        stdout=subprocess.PIPE,
+    )
+    assert transmit.stdout is not None and worker.stdout is not None
+    transmit.stdout.close()  # the worker holds the pipe now
+    process = subprocess.run(
+        [str(RUNNER), "process", str(data), "--ident", IDENT],
+        stdin=worker.stdout,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    worker.stdout.close()
+    assert transmit.wait(timeout=60) == 0
+    assert worker.wait(timeout=60) == 0
+    return process
+
+
+def lease_results(artifacts: Path, task: str) -> dict[str, bool]:
+    """host -> changed, for the lease task ``task`` that succeeded, from the job's events."""
+    found = {}
+    for path in (artifacts / "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data", {})
+        if event["event"] == "runner_on_ok" and data.get("task") == task:
+            assert data.get("task_action") == "opsplay.ops.lease"
+            found[data["host"]] = bool(data["res"].get("changed"))
+    return found
+
+
+def prepare(hosts: list[str]) -> dict[str, int]:
+    """Remove each host's security updates record (the role writes it only when it changes: a
+    run rewrites it only when it is gone); return each host's clock before the run."""
+    for host in hosts:
+        # under the lab lock no other run is live: a lease here was left by a killed run
+        lease = on_host(host, "cat /var/lib/opsplay/lease.json 2>/dev/null || true")
+        assert not lease, f"{host}: a lease left by another test's run: {lease}"
+        on_host(host, f"rm -f {RECORD}")
+    return {host: int(on_host(host, "date +%s")) for host in hosts}
+
+
+def assert_weekly_outcome(hosts: list[str], started: dict[str, int], run_id: str) -> None:
+    """What the CLI's weekly leaves on every lab host (each is a db and a web server)."""
+    for host in hosts:
+        since = f"@{started[host]}"
+        # a backup made in this run and verified (its manifest, written last, says so)
+        manifests = on_host(
+            host, f"find /var/backups/postgresql -name '*.json' ! -name '.*' -newermt {since}"
+        ).split()
+        assert manifests, host
+        for manifest in manifests:
+            doc = json.loads(on_host(host, f"cat {manifest}"))
+            assert doc["verified"]["ok"] is True, (host, manifest, doc["verified"])
+        # the window is closed: no flag, the site answers 200, the log's last line says ok
+        assert on_host(host, "test -e /var/lib/opsplay/maintenance.flag || echo gone") == "gone"
+        code = on_host(host, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/")
+        assert code == "200", host
+        last = json.loads(on_host(host, "tail -n 1 /var/log/opsplay-maintenance.log"))
+        assert (last["event"], last["outcome"], last["reason"]) == (
+            "end",
+            "ok",
+            "weekly maintenance",
+        ), last
+        assert last["run_id"] == run_id, last  # this run's window
+        # the security updates' status record (read by opsplay status), removed by prepare():
+        # written again by this run
+        record = json.loads(on_host(host, f"cat {RECORD}"))
+        assert {"pending_security", "held", "refused", "reboot_required"} <= set(record), record
+        # the run's lease is released
+        assert on_host(host, "test -e /var/lib/opsplay/lease.json || echo none") == "none"
+
+
+def test_weekly_through_ansible_runner_worker_in_the_ee(ee_image, ssh_lab, tmp_path):
+    hosts = sorted(yaml.safe_load((ssh_lab / "hosts.yml").read_text())["all"]["hosts"])
+    data = private_data_dir(tmp_path / "job", ssh_lab)
+    started = prepare(hosts)
+
+    process = run_through_worker(data, ee_image)
+
+    artifacts = data / "artifacts" / IDENT
+    status = (artifacts / "status").read_text().strip() if (artifacts / "status").exists() else ""
+    assert process.returncode == 0 and status == "successful", (
+        process.returncode,
+        status,
+        process.stdout[-4000:],
+        process.stderr[-2000:],
+    )
+    assert_weekly_outcome(hosts, started, "awx-4242")  # AWX's job id names the run
+    # the lease was taken and released on each host by the playbook itself (so "no lease left"
+    # above is this run's release, not a lease never taken)
+    for task in ("Take this run's lease on the host", "Release this run's lease on the host"):
+        assert lease_results(artifacts, task) == {host: True for host in hosts}, task
+    # the key came with the job and left with it: not in the image
+    baked = subprocess.run(
+        ["podman", "run", "--rm", ee_image, "sh", "-c", "ls /runner; ls -a /runner/.ssh || true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "ssh_key" not in baked and "id_" not in baked, baked
+
+
+def test_weekly_through_the_cli_over_the_same_ssh_inventory(run_opsplay, ssh_lab):
+    hosts = sorted(yaml.safe_load((ssh_lab / "hosts.yml").read_text())["all"]["hosts"])
+    started = prepare(hosts)
+    proc = run_opsplay(
+        "maintenance",
+        "weekly",
+        "--env",
+        "lab",
+        "--json",
+        env={"OPSPLAY_INVENTORY_DIR": str(ssh_lab.parent)},
+    )
+    assert proc.code == ExitCode.OK, proc.err[-3000:]
+    assert_weekly_outcome(hosts, started, json.loads(proc.out)["id"])
