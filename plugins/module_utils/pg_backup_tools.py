@@ -82,6 +82,10 @@ def describe_tool_error(tool, stderr, where):
     text = stderr.strip()
     if "No space left on device" in text:
         return "disk full (No space left on device) in %s" % where
+    if "statement timeout" in text and "LOCK TABLE " in text:
+        # pg_dump --lock-wait-timeout: its LOCK TABLE ... IN ACCESS SHARE MODE timed out
+        table = text.split("LOCK TABLE ", 1)[1].split()[0]
+        return "lock wait timeout: table %s is locked by another session" % table
     if "could not obtain lock" in text or "lock timeout" in text:
         locks = [line for line in text.splitlines() if "lock" in line]
         return "lock wait timeout: %s" % (locks[0].split("error: ", 1)[-1] if locks else text)

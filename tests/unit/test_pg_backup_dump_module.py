@@ -212,6 +212,22 @@ def test_a_failed_dump_leaves_nothing_of_it_and_names_what_completed(
     assert earlier.read_bytes() == b"PGDMP dump of shop END"
 
 
+def test_a_table_locked_beyond_the_lock_wait_timeout_is_named(root, bin_dir, server, monkeypatch):
+    """What pg_dump 15 says when --lock-wait-timeout runs out (its LOCK TABLE is cancelled)."""
+    monkeypatch.setenv(
+        "FAKE_PG_DUMP_ERROR",
+        "pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\n"
+        "pg_dump: detail: Query was: LOCK TABLE public.orders IN ACCESS SHARE MODE",
+    )
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
+    assert rc == 1
+    assert result["msg"] == (
+        "backup of database shop failed: lock wait timeout: table public.orders is locked by "
+        "another session; no backup written, earlier backups untouched"
+    )
+    assert files(root / "shop") == []
+
+
 def test_an_archive_failing_verification_is_removed_and_named(root, bin_dir, server, monkeypatch):
     monkeypatch.setenv("FAKE_PG_RESTORE_ERROR", "pg_restore: error: could not read from input")
     rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
