@@ -16,6 +16,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils import timestamps
 
 DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
 LISTS_LOCK = "/var/lib/apt/lists/lock"
@@ -24,6 +25,42 @@ REBOOT_REQUIRED = "/var/run/reboot-required"
 # Mapped files under these prefixes that were replaced on disk mean the process runs old code.
 LIBRARY_PREFIXES = ("/usr/", "/lib", "/bin/", "/sbin/", "/opt/")
 UNIT = re.compile(r"/([^/]+\.service)(?:/|$)", re.MULTILINE)
+# The current UTC time for the window's end (unit tests replace it: no sleeping).
+clock = timestamps.now
+
+
+class WindowEnded(Exception):
+    """The maintenance window ended before this host's upgrade began (the message says when)."""
+
+
+class BadStopAt(ValueError):
+    """security_updates_stop_at is not a UTC time (bad input)."""
+
+
+def window_end(stop_at: str):
+    """security_updates_stop_at as a UTC time (None when empty); BadStopAt in one line."""
+    if not stop_at:
+        return None
+    try:
+        return timestamps.parse_iso(stop_at)
+    except ValueError:
+        raise BadStopAt(
+            "security_updates_stop_at %r is not a UTC time like 2026-12-07T03:00:00Z" % (stop_at,)
+        ) from None
+
+
+def window_refusal(stop, now) -> str:
+    """Why this host's upgrade must not begin at ``now`` ('' when it may): the window ended."""
+    if stop is None or now < stop:
+        return ""
+    return "not started: the window ended at %s (UTC)" % stop.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def refuse_after_window(stop) -> None:
+    """Raise WindowEnded when the window has ended now."""
+    why = window_refusal(stop, clock())
+    if why:
+        raise WindowEnded(why)
 
 
 def lock_holder(path: str) -> bool:
@@ -300,7 +337,11 @@ def needs_action(planned: dict, restart_services: bool, reboot: bool) -> bool:
 
 
 def prepare(module: AnsibleModule) -> dict:
-    """recover, refresh the lists (``refresh_lists``), plan: one call before the upgrade."""
+    """recover, refresh the lists (``refresh_lists``), plan: one call before the upgrade. Not
+    begun when the window (``stop_at``) has ended; refused again when it ended while waiting
+    for locks or refreshing, if there is an upgrade to begin."""
+    stop = window_end(module.params["stop_at"])
+    refuse_after_window(stop)
     recovered = recover(module)
     if module.params["refresh_lists"]:
         recovered["waited"] += refresh_lists(module.params["lock_timeout"])
@@ -309,6 +350,8 @@ def prepare(module: AnsibleModule) -> dict:
     planned["act"] = needs_action(
         planned, module.params["restart_services"], module.params["reboot"]
     )
+    if planned["act"]:
+        refuse_after_window(stop)
     return planned
 
 
@@ -328,12 +371,17 @@ def main() -> None:
             "refresh_lists": {"type": "bool", "default": False},
             "restart_services": {"type": "bool", "default": False},
             "reboot": {"type": "bool", "default": False},
+            "stop_at": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
     actions = {"prepare": prepare, "recover": recover, "plan": plan}
     try:
         module.exit_json(**actions[module.params["action"]](module))
+    except WindowEnded as exc:
+        module.fail_json(msg=str(exc), window_ended=True)
+    except BadStopAt as exc:
+        module.fail_json(msg=str(exc), opsplay_bad_input=True)
     except (TimeoutError, RuntimeError) as exc:
         module.fail_json(msg=str(exc))
 
