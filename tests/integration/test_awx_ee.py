@@ -13,6 +13,7 @@ lease left. The same checks run after the CLI's own weekly over the same SSH inv
 
 from __future__ import annotations
 
+import configparser
 import json
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ PROJECT = ["ansible.cfg", "galaxy.yml", "meta", "playbooks", "plugins", "roles",
 RUNNER = Path(sys.executable).parent / "ansible-runner"
 IDENT = "weekly-ee"
 PLAYBOOK = "playbooks/maintenance-weekly.yml"
+AWX_COLL = "~/.ansible/collections:/usr/share/ansible/collections"
+AWX_ROLES = "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles"
 RECORD = "/var/lib/opsplay/status/security-updates.json"
 WORKER = ["ansible-runner", "worker", "--private-data-dir=/runner"]
 
@@ -72,10 +75,32 @@ def private_data_dir(path: Path, ssh_lab: Path) -> Path:
     (path / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory))
     (path / "env").mkdir()
     shutil.copy(key, path / "env" / "ssh_key")
+    (path / "env" / "envvars").write_text(json.dumps(awx_paths(project / "ansible.cfg")))
     (path / "env" / "extravars").write_text(
         json.dumps({"awx_job_id": 4242, "awx_user_name": "admin", "awx_job_template_name": "ee"})
     )
     return path
+
+
+def awx_paths(cfg: Path) -> dict[str, str]:
+    """The paths AWX's RunJob.build_env gives a job: its defaults, after the project's
+    ansible.cfg value (read from the project, relative paths kept: the job's cwd is the
+    project), after the private data dir's requirements_* (collections/requirements.yml)."""
+    config = configparser.ConfigParser()
+    config.read(cfg)
+    env = {}
+    for key, setting, folder, default in (
+        ("ANSIBLE_COLLECTIONS_PATH", "collections_path", "requirements_collections", AWX_COLL),
+        ("ANSIBLE_ROLES_PATH", "roles_path", "requirements_roles", AWX_ROLES),
+    ):
+        paths = default.split(":")
+        value = config.get("defaults", setting, fallback="")
+        if value and any(p not in paths for p in value.split(":")):
+            paths = [value, *paths]
+        env[key] = ":".join([f"/runner/{folder}", *paths])
+    # AWX enables its own callback and appends the project's callbacks_enabled
+    env["ANSIBLE_CALLBACKS_ENABLED"] = config.get("defaults", "callbacks_enabled")
+    return env
 
 
 def run_through_worker(data: Path, image: str) -> subprocess.CompletedProcess[str]:
