@@ -487,23 +487,28 @@ def measure_vacuum(lab: Lab, reps: int) -> dict:
 
 
 class LockWatcher:
-    """A thread that asks one psql session, every ~20 ms, which locks stronger than SHARE
-    UPDATE EXCLUSIVE are granted on user relations (oid >= 16384) of `database`; each sample is
-    (monotonic time, 'oid:mode ...' or '')."""
+    """A thread that asks one psql session in `database`, every ~20 ms, which locks stronger
+    than SHARE UPDATE EXCLUSIVE are granted on its user relations (oid >= 16384: tables,
+    indexes, and the transient indexes of a concurrent rebuild; a relation no longer in pg_class,
+    such as an index being dropped, counts by its oid; temporary relations, private to the
+    session that made them, do not count); each sample is (monotonic time, 'name:mode ...' or
+    ''). Each sample is its own short transaction, which REINDEX CONCURRENTLY does not wait
+    for beyond the sample."""
 
     def __init__(self, lab: Lab, database: str, interval: float = 0.02) -> None:
         modes = ", ".join(f"'{m}'" for m in STRONG_LOCKS)
         self.query = (
-            "SELECT coalesce(string_agg(DISTINCT relation::text || ':' || mode, ' '), '') "
-            "FROM pg_locks WHERE granted AND relation >= 16384 AND mode IN "
-            f"({modes}) AND database = (SELECT oid FROM pg_database WHERE datname = "
-            f"'{database}');\n"
+            "SELECT coalesce(string_agg(DISTINCT coalesce(c.relname, l.relation::text) || ':' "
+            "|| l.mode, ' '), '') FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation "
+            f"WHERE l.granted AND l.relation >= 16384 AND l.mode IN ({modes}) AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND coalesce(c.relpersistence, 'p') <> 't';\n"
         )
         self.interval = interval
         self.samples: list[tuple[float, str]] = []
         self.stop = threading.Event()
         cmd = ["podman", "exec", "-i", "-u", "postgres", lab.host, "psql", "-X", "-q", "-At",
-               "-d", "postgres"]  # fmt: skip
+               "-d", database]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
@@ -537,7 +542,8 @@ class LockWatcher:
 
 
 def watched(lab: Lab, run: Callable[[], object]) -> tuple[float, float | None, set[str]]:
-    """Seconds of run(), the share of its samples with a strong lock, and the modes seen."""
+    """Seconds of run(), the share of its samples with a strong lock, and the relation:mode
+    pairs seen."""
     watcher = LockWatcher(lab, REINDEX_DB)
     try:
         start = time.monotonic()
@@ -545,7 +551,7 @@ def watched(lab: Lab, run: Callable[[], object]) -> tuple[float, float | None, s
         end = time.monotonic()
     finally:
         samples = watcher.close()
-    modes = {m.split(":", 1)[1] for t, held in samples if start <= t <= end for m in held.split()}
+    modes = {m for t, held in samples if start <= t <= end for m in held.split()}
     return end - start, lock_share(samples, start, end), modes
 
 
@@ -578,7 +584,9 @@ def measure_reindex(lab: Lab, reps: int) -> dict:
 
 
 def pct(share: float | None) -> str:
-    return "no sample" if share is None else f"{share * 100:.0f} %"
+    if share is None:
+        return "no sample"
+    return f"{share * 100:.2f} %" if 0 < share < 0.01 else f"{share * 100:.0f} %"
 
 
 def say(line: str) -> None:
@@ -699,7 +707,7 @@ def main() -> None:
         f"{results['scale']}, median of {results['reps']} runs:\n")  # fmt: skip
     say(format_table(rows))
     modes = results["reindex"]["modes"]
-    say(f"\nstrong lock modes sampled: opsplay {modes['opsplay'] or 'none'}, "
+    say(f"\nstrong locks sampled (relation:mode): opsplay {modes['opsplay'] or 'none'}, "
         f"REINDEX TABLE {modes['plain'] or 'none'}")  # fmt: skip
     say(f"vacuum: opsplay vacuumed {', '.join(results['vacuum']['vacuumed'])}")
     args.out.mkdir(parents=True, exist_ok=True)
