@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -688,8 +689,13 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     return results
 
 
+def interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM too drops the bench_* databases on the way out
+
+
 def main() -> None:
     args = parse_args()
+    signal.signal(signal.SIGTERM, interrupted)
     work = Path(tempfile.mkdtemp(prefix="opsplay-bench-pg-"))
     try:
         results = run(args, work)
