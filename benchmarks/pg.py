@@ -82,8 +82,8 @@ class Scale:
 
 
 SCALES = {
-    # ~200 bytes a row: bench_big ~1.9 GB (pg_dump -Fc -Z1 ~35 s here under load), 10 x ~100 MB
-    "full": Scale(big_rows=9_000_000, vacuum_rows=500_000, reindex_rows=3_000_000,
+    # ~200 bytes a row: bench_big ~2.6 GB (pg_dump -Fc -Z1 ~35 s here under load), 10 x ~100 MB
+    "full": Scale(big_rows=12_000_000, vacuum_rows=500_000, reindex_rows=3_000_000,
                   min_dump_seconds=30.0),
     "small": Scale(big_rows=400_000, vacuum_rows=30_000, reindex_rows=300_000,
                    min_dump_seconds=0.0),
