@@ -9,8 +9,11 @@ from pathlib import Path
 
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_calendar as shared
 from ansible_collections.opsplay.ops.plugins.module_utils import run_gate
+from ansible_collections.opsplay.ops.plugins.modules import run_gate as module
 
 from opsplay import maintenance_calendar
+
+from .module_harness import run_main
 
 UTC = dt.UTC
 CALENDAR = {"timezone": "Europe/Paris", "windows": {"weekly": "Mon 02:00-04:00"}}
@@ -109,3 +112,20 @@ def test_the_lease_holder_without_opsplay_or_awx_gets_a_run_id_of_its_own():
     assert one["user"]  # this machine's user
     awx = run_gate.identity("x", ["", "", "4711"], ["alice"], INSIDE, controller="ee-1")
     assert (awx["run_id"], awx["user"]) == ("4711", "alice")
+
+
+def test_the_module_form_decides_the_same():
+    rc, result = run_main(
+        module, {"what": "run reindex", "env": "prod", "disruptive": True, "calendar": CALENDAR}
+    )
+    # now is outside a Mon 02:00-04:00 Paris window unless the test runs inside it
+    inside = maintenance_calendar.parse(CALENDAR).decide(dt.datetime.now(UTC)).allowed
+    assert (rc == 0) == inside
+    assert (
+        result.get("ansible_facts", {}).get("opsplay_lease", {}).get("what", "run reindex")
+        == "run reindex"
+    )
+    rc, result = run_main(
+        module, {"what": "run reindex", "disruptive": True, "calendar": CALENDAR}, check_mode=True
+    )
+    assert rc == 0 and "opsplay_window_end" in result["ansible_facts"]
