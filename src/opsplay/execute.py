@@ -145,7 +145,7 @@ def check_calendar(
     from opsplay import maintenance_calendar
 
     calendar = maintenance_calendar.load(env.path)
-    if calendar is None or options.check or not (book.disruptive or book.schedule):
+    if calendar is None or options.check or not (book.disrupts(options.extravars) or book.schedule):
         return False
     moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
     decision = calendar.decide(moment, book.schedule)

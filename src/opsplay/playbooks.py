@@ -24,6 +24,7 @@ class Playbook:
         "description",
         "destructive",
         "disruptive",
+        "harmless_when",
         "name",
         "opens_window",
         "role",
@@ -39,6 +40,7 @@ class Playbook:
         opens_window: bool = False,
         disruptive: bool = False,
         schedule: str | None = None,
+        harmless_when: tuple[str, str] | None = None,
     ) -> None:
         self.name = name
         self.role = role  # roles/ROLE does the work; molecule/ROLE proves it
@@ -50,6 +52,17 @@ class Playbook:
         # starts only inside one of the environment's windows (opsplay.maintenance_calendar)
         self.disruptive = disruptive or opens_window
         self.schedule = schedule  # the maintenance schedule this playbook is (its own window)
+        # (variable, value) that makes a disruptive playbook harmless: `maintenance-mode` with
+        # state=off puts the site back, which no calendar may refuse (9 a.m., a freeze)
+        self.harmless_when = harmless_when
+
+    def disrupts(self, extravars: dict[str, object]) -> bool:
+        """Whether a run with these extra vars is disruptive (the calendar applies to it)."""
+        if self.harmless_when is not None:
+            name, value = self.harmless_when
+            if str(extravars.get(name, "")) == value:
+                return False
+        return self.disruptive
 
     @property
     def path(self) -> Path:
@@ -126,6 +139,7 @@ PROCEDURES: dict[str, Playbook] = {
             "maintenance_mode",
             "maintenance page on or off (-e state=on|off; or opsplay maintenance-mode on|off)",
             disruptive=True,
+            harmless_when=("state", "off"),
         ),
         Playbook(
             "security-updates",

@@ -197,6 +197,16 @@ def test_outside_window_needs_a_reason_and_the_guard(opsplay, inventories):
     assert json.loads(ran.out)["outside_window"] == "incident 42"
 
 
+def test_maintenance_mode_off_is_never_refused(opsplay, inventories):
+    """Putting the site back is not disruptive: at 9 a.m. or in a freeze it must run (the CLI and
+    the playbook's gate agree: the gate would refuse with 2 before any host, not fail with 4)."""
+    write_calendar(inventories, "dev", NEVER_NOW.format(day=not_today()))
+    assert opsplay("maintenance-mode", "on", "--env", "dev").code == 7
+    assert opsplay("maintenance-mode", "off", "--env", "dev", "--json").code == 4
+    ran = opsplay("run", "maintenance-mode", "--env", "dev", "-e", "state=off", "--json")
+    assert ran.code == 4  # it ran: the example hosts are unreachable
+
+
 def test_schedule_check_and_show(opsplay, inventories):
     write_calendar(
         inventories,
