@@ -120,4 +120,21 @@ def run_opsplay(lab_inventories, tmp_path):
     run.state = state  # type: ignore[attr-defined]
     run.metrics = metrics  # type: ignore[attr-defined]
     run.start = start  # type: ignore[attr-defined]
-    return run
+    yield run
+    drop_leases()
+
+
+def drop_leases() -> None:
+    """Remove the run leases a test left on the lab hosts (a killed run's lease lasts its TTL,
+    6 h, by design): each test starts with free hosts, as its own state directory expects.
+    Tests that promise "no lease left" assert it themselves before this runs."""
+    hosts = subprocess.run(
+        ["podman", "ps", "-q", "--filter", "label=opsplay.lab=1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for host in hosts:
+        subprocess.run(
+            ["podman", "exec", host, "rm", "-f", "/var/lib/opsplay/lease.json"], check=False
+        )
