@@ -91,7 +91,7 @@ def test_outside_window_runs_the_weekly_and_logs_the_reason(run_opsplay, calenda
     reason = "database failover drill INC-4711"
 
     proc = run_opsplay(
-        "--json", "maintenance", "weekly", "--env", "lab", "--yes", "--outside-window", reason
+        "maintenance", "weekly", "--env", "lab", "--yes", "--json", "--outside-window", reason
     )
 
     assert proc.code == 0, proc.err
