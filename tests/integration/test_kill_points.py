@@ -252,7 +252,7 @@ def test_sigkill_of_ansible_playbook_inside_the_window(run_opsplay, tmp_path):
         f"kill -9 ansible-playbook: opsplay exited {proc.returncode}; "
         f"first 200 (s): {first_200}; window outcomes: {outcomes}; "
         f"leases after opsplay: {leases}; opsplay's own lines: "
-        f"{[line for line in err.splitlines() if line.startswith('opsplay')]}"
+        f"{[line for line in err.splitlines() if line.startswith('opsplay: ')]}"
     )
     # opsplay itself survives the kill and reports the run as failed, not as a success
     assert proc.returncode not in (ExitCode.OK, -signal.SIGKILL), err[-3000:]
