@@ -91,9 +91,11 @@ def execute(
         except Locked:
             raise  # refused on every host: this run holds no lease
         except OpsplayError:
-            release_leases(
-                settings, env, book, options, channel, started[0].id if started else None
-            )
+            run = started[0] if started else None
+            # ansible-playbook killed under a live opsplay: its `always:` never closed the window
+            if run is not None and run.status == "killed" and book.opens_window:
+                close_window(settings, env, what, options, channel, run.id)
+            release_leases(settings, env, book, options, channel, run.id if run else None)
             raise
         if record.status == "canceled" and book.opens_window:
             close_window(settings, env, what, options, channel, record.id)
@@ -238,8 +240,7 @@ def close_window(
     from opsplay.playbooks import procedure
 
     channel.notice(
-        f"{what} was cancelled inside a maintenance window: "
-        f"turning maintenance mode off on {env.name}"
+        f"{what} stopped inside a maintenance window: turning maintenance mode off on {env.name}"
     )
     by_hand = f"opsplay maintenance-mode off --env {env.name}"
     cleanup = RunOptions(
@@ -421,6 +422,13 @@ def run_recorded(
         problem, code = _bad_input(result, progress, options), ExitCode.USAGE
         if not problem:
             problem, code = _ansible_error(result)
+        if not problem and result.died:
+            record.status = "killed"
+            problem, code = (
+                f"ansible-playbook ended without its recap (rc {result.rc}): it was killed or "
+                "died, and what it was doing may be half done on the hosts",
+                ExitCode.ERROR,
+            )
         if not problem:
             from opsplay.leases import refused_problem
 

@@ -74,6 +74,16 @@ class RunResult:
         return None
 
     @property
+    def died(self) -> bool:
+        """ansible-playbook ended without its recap and without a reason of its own: killed (a
+        signal, the OOM killer) rather than failed, so its `always:` sections never ran."""
+        return (
+            self.status not in ("successful", "canceled")
+            and self.stats is None
+            and self.ansible_error() is None
+        )
+
+    @property
     def exit_code(self) -> ExitCode:
         """opsplay's exit code, from ansible-runner's status and ansible-playbook's rc."""
         if self.status == "successful":

@@ -33,3 +33,14 @@ def test_codes_are_distinct():
     values = [c.value for c in ExitCode]
     assert len(values) == len(set(values))
     assert ExitCode.USAGE == 2
+
+
+def test_a_playbook_killed_is_told_from_one_that_failed(tmp_path):
+    """No recap and no [ERROR] of its own: ansible-playbook died (killed), so its `always:`
+    never ran and opsplay closes a window itself; a syntax error or a failed host is not that."""
+    (tmp_path / "stdout").write_text("PLAY [weekly] ***\nTASK [Turn maintenance mode on] ***\n")
+    assert RunResult("failed", 1, None, tmp_path).died
+    assert not RunResult("failed", 2, STATS, tmp_path).died  # hosts failed: a recap
+    assert not RunResult("canceled", 254, None, tmp_path).died  # opsplay's own cancel
+    (tmp_path / "stdout").write_text("[ERROR]: couldn't resolve module/action 'x'\n")
+    assert not RunResult("failed", 4, None, tmp_path).died  # ansible-playbook said why
