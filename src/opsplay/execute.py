@@ -86,7 +86,7 @@ def execute(
             lease_of = started[0].id if started else None
             if book.opens_window:
                 close_window(settings, env, what, options, channel, lease_of)
-            release_leases(settings, env, book, options, channel, lease_of)
+            release_leases(settings, env, book, options, channel, started[0] if started else None)
             raise
         except Locked:
             raise  # refused on every host: this run holds no lease
@@ -95,12 +95,12 @@ def execute(
             # ansible-playbook killed under a live opsplay: its `always:` never closed the window
             if run is not None and run.status == "killed" and book.opens_window:
                 close_window(settings, env, what, options, channel, run.id)
-            release_leases(settings, env, book, options, channel, run.id if run else None)
+            release_leases(settings, env, book, options, channel, run)
             raise
         if record.status == "canceled" and book.opens_window:
             close_window(settings, env, what, options, channel, record.id)
         if record.exit_code != ExitCode.OK:
-            release_leases(settings, env, book, options, channel, record.id)
+            release_leases(settings, env, book, options, channel, record)
     if options.notify_url:
         from opsplay.notify import send, should_notify
 
@@ -195,18 +195,20 @@ def release_leases(
     book: Playbook,
     options: RunOptions,
     channel: Channel,
-    run_id: str | None,
+    run: RunRecord | None,
 ) -> None:
     """After a run that failed or was cancelled: release the leases it still holds (its failed
-    hosts never reached the playbook's release play). Nothing for --check or read-only runs."""
+    hosts never reached the playbook's release play). Nothing for --check or read-only runs,
+    nor when its events show it holds none (e.g. stopped by the argument check)."""
     from opsplay import leases
 
-    if run_id is None or options.check or not leases.takes_lease(book):
+    if run is None or options.check or not leases.takes_lease(book):
         return
+    artifacts = Path(run.artifacts) if run.artifacts else None
     try:
-        leases.release_run(settings, env, run_id, options, channel)
+        leases.release_run(settings, env, run.id, options, channel, artifacts)
     except OpsplayError as exc:
-        channel.notice(f"releasing the leases of run {run_id} failed: {exc.message}")
+        channel.notice(f"releasing the leases of run {run.id} failed: {exc.message}")
 
 
 def warn_windows_left(record: RunRecord, env: str, channel: Channel) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,16 @@ def lease_results(artifacts: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
+def held_hosts(artifacts: Path) -> set[str]:
+    """The hosts whose last lease event of a run is a take that succeeded (not refused, not yet
+    released by the playbook's last play)."""
+    return {
+        host
+        for host, res in lease_results(artifacts).items()
+        if res["event"] == "runner_on_ok" and "released" not in res and not res.get("refused")
+    }
+
+
 def refused_problem(result: RunResult, what: str, env: str) -> str | None:
     """One line when another run's lease refused every host of the run (exit 5), else None."""
     if result.exit_code != ExitCode.HOSTS_FAILED or not result.stats:
@@ -87,9 +98,17 @@ def release_run(
     run_id: str,
     options: RunOptions,
     channel: Channel,
+    artifacts: Path | None = None,
 ) -> None:
     """Release the leases run ``run_id`` of this controller and user still holds (a host that
-    failed or was unreachable never reached the playbook's release), on the same hosts."""
+    failed or was unreachable never reached the playbook's release). With the run's
+    ``artifacts``, only on the hosts its events show holding one (none: nothing runs); without
+    (interrupted before its events were kept), on the run's hosts."""
+    if artifacts is not None:
+        held = held_hosts(artifacts)
+        if not held:
+            return
+        options = replace(options, limit=",".join(sorted(held)))
     record = _unlock_run(settings, env, options, channel, run_id, f"release leases of {run_id}")
     for host, row in record.hosts.items():
         if row.get("unreachable") or row.get("failed"):

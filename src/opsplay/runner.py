@@ -9,6 +9,7 @@ artifact is removed once the run ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -77,11 +78,15 @@ class RunResult:
     def died(self) -> bool:
         """ansible-playbook ended without its recap and without a reason of its own: killed (a
         signal, the OOM killer) rather than failed, so its `always:` sections never ran."""
-        return (
-            self.status not in ("successful", "canceled")
-            and self.stats is None
-            and self.ansible_error() is None
-        )
+        if self.status in ("successful", "canceled") or self.stats is not None:
+            return False
+        if self.ansible_error() is not None:
+            return False
+        try:  # it had started its plays (not one that could not even start)
+            text = (self.artifacts / "stdout").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        return "PLAY [" in text
 
     @property
     def exit_code(self) -> ExitCode:
@@ -245,8 +250,13 @@ def _private_tmp() -> str | None:
 
 
 def _scrub(private_data_dir: Path, artifacts: Path) -> None:
-    """Remove what ansible-runner keeps of the run's inputs; keep only the output artifacts."""
+    """Remove what ansible-runner keeps of the run's inputs; keep only the output artifacts,
+    private: Ansible's fact cache writes its files 0644 whatever the umask (the run gate's
+    facts, e.g. the lease holder, land there)."""
     shutil.rmtree(private_data_dir / "env", ignore_errors=True)
+    for cached in artifacts.glob("fact_cache/*"):
+        with contextlib.suppress(OSError):
+            cached.chmod(0o600)
     command = artifacts / "command"
     try:
         data = json.loads(command.read_text(encoding="utf-8"))

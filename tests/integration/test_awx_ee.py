@@ -130,14 +130,16 @@ def run_through_worker(data: Path, image: str) -> subprocess.CompletedProcess[st
 
 
 def lease_results(artifacts: Path, task: str) -> dict[str, bool]:
-    """host -> changed, for the lease task ``task`` that succeeded, from the job's events."""
+    """host -> whether the lease task ``task`` took (a lease now held) or released one, from
+    the job's events (the run's own take and release report no change: gates.yml)."""
     found = {}
     for path in (artifacts / "job_events").glob("*.json"):
         event = json.loads(path.read_text())
         data = event.get("event_data", {})
         if event["event"] == "runner_on_ok" and data.get("task") == task:
             assert data.get("task_action") == "opsplay.ops.lease"
-            found[data["host"]] = bool(data["res"].get("changed"))
+            res = data["res"]
+            found[data["host"]] = bool(res.get("lease") or res.get("released"))
     return found
 
 

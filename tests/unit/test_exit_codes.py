@@ -42,5 +42,6 @@ def test_a_playbook_killed_is_told_from_one_that_failed(tmp_path):
     assert RunResult("failed", 1, None, tmp_path).died
     assert not RunResult("failed", 2, STATS, tmp_path).died  # hosts failed: a recap
     assert not RunResult("canceled", 254, None, tmp_path).died  # opsplay's own cancel
+    assert not RunResult("failed", 1, None, tmp_path / "none").died  # never started: no output
     (tmp_path / "stdout").write_text("[ERROR]: couldn't resolve module/action 'x'\n")
     assert not RunResult("failed", 4, None, tmp_path).died  # ansible-playbook said why
