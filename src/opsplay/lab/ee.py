@@ -26,6 +26,7 @@ from opsplay.lab.images import (
     ensure_base,
     file_lock,
     image_exists,
+    podman_build,
     run_command,
 )
 
@@ -127,22 +128,12 @@ def _build(
     progress(f"building {ref} from {base} with {what} (a few minutes)")
     with tempfile.TemporaryDirectory(prefix="opsplay-ee-build-") as context:
         run_command(download_command(pinned, Path(context) / "wheels"), "pip download")
-        recipe = Path(context) / "Containerfile"
-        recipe.write_bytes(containerfile())
-        run_command(
-            [
-                "podman",
-                "build",
-                "--pull=never",
-                *(["--no-cache"] if fresh else []),
-                "--build-arg",
-                f"BASE_IMAGE={base}",
-                *build_args(pinned),
-                "--file",
-                str(recipe),
-                "--tag",
-                ref,
-                context,
-            ],
-            "podman build of the execution environment",
+        (Path(context) / "Containerfile").write_bytes(containerfile())
+        podman_build(
+            ref,
+            base,
+            Path(context),
+            "the execution environment",
+            extra_args=build_args(pinned),
+            fresh=fresh,
         )

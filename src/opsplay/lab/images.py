@@ -21,7 +21,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -173,26 +173,40 @@ def _build_base(ref: str, progress: Callable[[str], None]) -> None:
         _remove_rootfs(tmp)
 
 
+def podman_build(
+    ref: str,
+    base: str,
+    context: Path,
+    what: str,
+    extra_args: Sequence[str] = (),
+    fresh: bool = False,
+) -> None:
+    """``podman build`` the ``Containerfile`` in ``context`` on ``base`` (never pulling) as
+    ``ref``; ``fresh`` skips the layer cache. One line naming ``what`` on failure."""
+    run_command(
+        [
+            "podman",
+            "build",
+            "--pull=never",
+            *(["--no-cache"] if fresh else []),
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            *extra_args,
+            "--file",
+            str(context / "Containerfile"),
+            "--tag",
+            ref,
+            str(context),
+        ],
+        f"podman build of {what}",
+    )
+
+
 def _build_lab(ref: str, base: str, progress: Callable[[str], None]) -> None:
     progress(f"building {ref} from {base} (about 60 s)")
     with tempfile.TemporaryDirectory(prefix="opsplay-lab-build-") as context:
-        recipe = Path(context) / "Containerfile"
-        recipe.write_bytes(containerfile())
-        run_command(
-            [
-                "podman",
-                "build",
-                "--pull=never",
-                "--build-arg",
-                f"BASE_IMAGE={base}",
-                "--file",
-                str(recipe),
-                "--tag",
-                ref,
-                context,
-            ],
-            "podman build of the lab image",
-        )
+        (Path(context) / "Containerfile").write_bytes(containerfile())
+        podman_build(ref, base, Path(context), "the lab image")
 
 
 def ensure_base(progress: Callable[[str], None] = print, force: bool = False) -> str:
