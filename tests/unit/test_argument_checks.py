@@ -1,6 +1,8 @@
 """A playbook applying several roles checks every role's variables in a first play of its own
 (playbooks/tasks/check-arguments.yml) before any task changes a host: the list there must hold
-every role and entry point the playbook uses, and the check leaves `required` to the role."""
+every role and entry point the playbook uses, and the check leaves `required` to the role. A role
+include may turn its own check off (`rolespec_validate: false`) only where that first play
+checked it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ PLAYBOOKS = REPO / "playbooks"
 CHECK_PLAY = "Check the variables of every role this playbook uses"
 # the run gates' plays (playbooks/tasks/gates.yml, release.yml) apply no role
 GATE_PLAYS = ("Take the run gates", "Release this run's leases")
+# a playbook that schedules import (security-updates.yml) skips its own check play when imported
+UNLESS_IMPORTED = "{{ '!all' if opsplay_imported | default(false) else 'all' }}"
 
 
 def plays(path: Path) -> list[dict[str, Any]]:
@@ -30,10 +34,9 @@ def plays(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def roles_used(play: dict[str, Any]) -> set[tuple[str, str]]:
-    used = set()
-    for entry in play.get("roles") or []:
-        used.add((entry["role"] if isinstance(entry, dict) else entry, "main"))
+def role_includes(play: dict[str, Any]) -> list[dict[str, Any]]:
+    """The arguments of every include_role/import_role task of a play, blocks included."""
+    found = []
     tasks = list(play.get("tasks") or [])
     while tasks:
         task = tasks.pop()
@@ -41,7 +44,16 @@ def roles_used(play: dict[str, Any]) -> set[tuple[str, str]]:
             tasks.extend(task.get(key) or [])
         for action in ("ansible.builtin.include_role", "ansible.builtin.import_role"):
             if action in task:
-                used.add((task[action]["name"], str(task[action].get("tasks_from", "main"))))
+                found.append(task[action])
+    return found
+
+
+def roles_used(play: dict[str, Any]) -> set[tuple[str, str]]:
+    used = set()
+    for entry in play.get("roles") or []:
+        used.add((entry["role"] if isinstance(entry, dict) else entry, "main"))
+    for args in role_includes(play):
+        used.add((args["name"], str(args.get("tasks_from", "main"))))
     return used
 
 
@@ -76,10 +88,37 @@ def test_a_playbook_of_several_roles_checks_them_all_first(name):
     assert first["name"] == CHECK_PLAY, f"{name}: its first play must check the roles' variables"
     # on the hosts the playbook runs on, and one host's wrong value stops the run on all of them
     patterns = {play["hosts"] for play in rest}
-    assert first["hosts"] == ("all" if "all" in patterns else ":".join(sorted(patterns)))
+    hosts = "all" if first["hosts"] == UNLESS_IMPORTED else first["hosts"]
+    assert hosts == ("all" if "all" in patterns else ":".join(sorted(patterns)))
     assert first["any_errors_fatal"] is True
     used = set().union(*(roles_used(play) for play in rest))
     assert checked(first) == used, f"{name}: check-arguments list != roles used"
+
+
+@pytest.mark.parametrize("path", sorted(PLAYBOOKS.glob("*.yml")), ids=lambda p: p.name)
+def test_a_role_skips_its_own_check_only_where_the_first_play_checked_it(path):
+    own = [play for play in yaml.safe_load(path.read_text()) if "hosts" in play]
+    unchecked = {
+        (args["name"], str(args.get("tasks_from", "main")))
+        for play in own
+        for args in role_includes(play)
+        if args.get("rolespec_validate") is False
+    }
+    if unchecked:
+        assert own[0]["name"] == CHECK_PLAY, path.name
+        assert unchecked <= checked(own[0]), path.name
+
+
+def test_the_schedules_check_each_role_once_per_host():
+    # the weekly's imported security-updates.yml skips its own check play (and its gates)
+    weekly = plays(PLAYBOOKS / "maintenance-weekly.yml")
+    checks = [play for play in weekly if play.get("name") == CHECK_PLAY]
+    assert checks[0]["hosts"] == "all"
+    assert [play["hosts"] for play in checks[1:]] == [UNLESS_IMPORTED]
+    for name in ("maintenance-weekly.yml", "maintenance-monthly.yml", "security-updates.yml"):
+        for play in plays(PLAYBOOKS / name):
+            for args in role_includes(play):
+                assert args.get("rolespec_validate") is False, (name, args["name"])
 
 
 @pytest.fixture
