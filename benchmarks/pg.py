@@ -1,6 +1,7 @@
 """PostgreSQL procedures against the plain tools they wrap, on one lab db host (issue 20).
 
     .venv/bin/python benchmarks/pg.py --inventory-dir DIR [--env lab] [--scale small] [--reps 3]
+                                      [--only backup,restore-test,vacuum,reindex]
 
 Creates its own data on the environment's first db_servers host (podman exec into the
 container, psql as postgres), in databases named bench_* only, and drops them at the end with
@@ -25,6 +26,7 @@ in the same process, so machine load affects both sides:
                 SHARE UPDATE EXCLUSIVE was held on the database's tables or indexes (a watcher
                 thread samples pg_locks every ~20 ms through one psql session)
 
+--only runs some measures (restore-test needs backup's; the data of the others is not created).
 Prints a table, each row with its target and met / not met, and writes benchmarks/results/
 pg-STAMP.json. Exit 2 with one line when the inventory, the host or PostgreSQL is missing.
 """
@@ -598,39 +600,69 @@ def say(line: str) -> None:
 # --- report -----------------------------------------------------------------------------------
 
 
+MEASURES = ("backup", "restore-test", "vacuum", "reindex")
+
+
 def table_rows(results: dict, scale: Scale) -> list[dict]:
-    b, r, v, x = (results[k] for k in ("backup", "restore", "vacuum", "reindex"))
-    plain_dump = median(b["plain"])
-    rows = [
-        ratio_row(f"backup / pg_dump -Fc {b['level']} ({b['database_bytes'] / 1e9:.2f} GB, "
-                  f"archive {b['dump_bytes'] / 1e9:.2f} GB)", median(b["opsplay"]), plain_dump,
-                  1.15),
-        fixed_row("backup of an empty database", median(b["empty"]), 3),
-        ratio_row("restore-test / createdb+pg_restore+dropdb", median(r["opsplay"]),
-                  median(r["plain"]), 1.05),
-        ratio_row(f"vacuum targeted / VACUUM ANALYZE ({v['bytes'] / 1e9:.2f} GB, 10 tables)",
-                  median(v["opsplay"]), median(v["plain"]), 0.3),
-        fixed_row("vacuum with nothing to do", median(v["nothing"]), 2),
-    ]  # fmt: skip
-    total = ratio_row("reindex total / REINDEX TABLE", median(x["opsplay"]),
-                      median(x["plain"]), 0)  # fmt: skip
-    total.update(target="-", result="-")
-    shares = [s for s in x["share_opsplay"] if s is not None]
-    worst = max(shares) if len(shares) == len(x["share_opsplay"]) else None
-    plain_shares = [s for s in x["share_plain"] if s is not None]
-    rows += [
-        total,
-        {"measure": "reindex: time under a lock > SHARE UPDATE EXCLUSIVE (worst run)",
-         "opsplay": pct(worst), "plain": pct(median(plain_shares) if plain_shares else None),
-         "target": "0 %", "result": "met" if worst == 0 else "not met"},
-    ]  # fmt: skip
-    if scale.min_dump_seconds:
+    """The rows of the measures results holds (all of them unless --only)."""
+    rows: list[dict] = []
+    if "backup" in results:
+        b = results["backup"]
+        rows += [
+            ratio_row(f"backup / pg_dump -Fc {b['level']} ({b['database_bytes'] / 1e9:.2f} GB, "
+                      f"archive {b['dump_bytes'] / 1e9:.2f} GB)", median(b["opsplay"]),
+                      median(b["plain"]), 1.15),
+            fixed_row("backup of an empty database", median(b["empty"]), 3),
+        ]  # fmt: skip
+    if "restore" in results:
+        r = results["restore"]
+        rows.append(ratio_row("restore-test / createdb+pg_restore+dropdb", median(r["opsplay"]),
+                              median(r["plain"]), 1.05))  # fmt: skip
+    if "vacuum" in results:
+        v = results["vacuum"]
+        rows += [
+            ratio_row(f"vacuum targeted / VACUUM ANALYZE ({v['bytes'] / 1e9:.2f} GB, 10 tables)",
+                      median(v["opsplay"]), median(v["plain"]), 0.3),
+            fixed_row("vacuum with nothing to do", median(v["nothing"]), 2),
+        ]  # fmt: skip
+    if "reindex" in results:
+        rows += reindex_rows(results["reindex"])
+    if scale.min_dump_seconds and "backup" in results:
+        plain_dump = median(results["backup"]["plain"])
         rows.append(
             {"measure": "condition: plain dump takes at least 30 s", "plain": seconds(plain_dump),
              "target": f">= {scale.min_dump_seconds:g} s",
              "result": "met" if plain_dump >= scale.min_dump_seconds else "not met"}
         )  # fmt: skip
     return rows
+
+
+def reindex_rows(x: dict) -> list[dict]:
+    total = ratio_row("reindex total / REINDEX TABLE", median(x["opsplay"]),
+                      median(x["plain"]), 0)  # fmt: skip
+    total.update(target="-", result="-")
+    shares = [s for s in x["share_opsplay"] if s is not None]
+    worst = max(shares) if len(shares) == len(x["share_opsplay"]) else None
+    plain_shares = [s for s in x["share_plain"] if s is not None]
+    return [
+        total,
+        {"measure": "reindex: time under a lock > SHARE UPDATE EXCLUSIVE (worst run)",
+         "opsplay": pct(worst), "plain": pct(median(plain_shares) if plain_shares else None),
+         "target": "0 %", "result": "met" if worst == 0 else "not met"},
+    ]  # fmt: skip
+
+
+def measures(text: str) -> tuple[str, ...]:
+    """--only's comma-separated measures, checked; restore-test brings backup (its dump)."""
+    wanted = {m.strip() for m in text.split(",") if m.strip()}
+    unknown = sorted(wanted - set(MEASURES))
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(
+            f"unknown measure {', '.join(unknown) or '(none)'}: choose from {', '.join(MEASURES)}"
+        )
+    if "restore-test" in wanted:
+        wanted.add("backup")
+    return tuple(m for m in MEASURES if m in wanted)
 
 
 def parse_args() -> argparse.Namespace:
@@ -647,6 +679,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--reps", type=int, default=3, help="runs per measure (median)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument(
+        "--only",
+        type=measures,
+        default=MEASURES,
+        help=f"comma-separated measures to run (default all: {','.join(MEASURES)})",
+    )
     args = parser.parse_args()
     if args.reps < 1:
         parser.error("--reps must be at least 1")
@@ -673,19 +711,29 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     flag = compress_flag(method, level)
     before = snapshot(lab)
     say(f"{host} ({args.env}), scale {args.scale}, median of {args.reps}; creating data ...")
+    only = args.only
     results: dict = {"host": host, "env": args.env, "scale": args.scale, "reps": args.reps,
-                     "sizes": vars(scale)}  # fmt: skip
+                     "sizes": vars(scale), "measures": list(only),
+                     "load_start": os.getloadavg()}  # fmt: skip
     try:
         drop_all(lab, before)  # leftovers of an interrupted earlier run
         started = time.perf_counter()
-        create_big(lab, scale)
-        create_vacuum_template(lab, scale)
-        create_reindex_template(lab, scale)
+        if "backup" in only:
+            create_big(lab, scale)
+        if "vacuum" in only:
+            create_vacuum_template(lab, scale)
+        if "reindex" in only:
+            create_reindex_template(lab, scale)
         say(f"data created in {time.perf_counter() - started:.0f} s")
-        results["backup"] = measure_backup(lab, args.reps, f"{method}:{level}", flag)
-        results["restore"] = measure_restore(lab, args.reps)
-        results["vacuum"] = measure_vacuum(lab, args.reps)
-        results["reindex"] = measure_reindex(lab, args.reps)
+        if "backup" in only:
+            results["backup"] = measure_backup(lab, args.reps, f"{method}:{level}", flag)
+        if "restore-test" in only:
+            results["restore"] = measure_restore(lab, args.reps)
+        if "vacuum" in only:
+            results["vacuum"] = measure_vacuum(lab, args.reps)
+        if "reindex" in only:
+            results["reindex"] = measure_reindex(lab, args.reps)
+        results["load_end"] = os.getloadavg()
     finally:
         drop_all(lab, before)
     return results
@@ -714,10 +762,14 @@ def main() -> None:
     say(f"\nPostgreSQL procedures on {results['host']} ({results['env']}), scale "
         f"{results['scale']}, median of {results['reps']} runs:\n")  # fmt: skip
     say(format_table(rows))
-    modes = results["reindex"]["modes"]
-    say(f"\nstrong locks sampled (relation:mode): opsplay {modes['opsplay'] or 'none'}, "
-        f"REINDEX TABLE {modes['plain'] or 'none'}")  # fmt: skip
-    say(f"vacuum: opsplay vacuumed {', '.join(results['vacuum']['vacuumed'])}")
+    if "reindex" in results:
+        modes = results["reindex"]["modes"]
+        say(f"\nstrong locks sampled (relation:mode): opsplay {modes['opsplay'] or 'none'}, "
+            f"REINDEX TABLE {modes['plain'] or 'none'}")  # fmt: skip
+    if "vacuum" in results:
+        say(f"vacuum: opsplay vacuumed {', '.join(results['vacuum']['vacuumed'])}")
+    say(f"load (uptime): {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
+        f"{os.getloadavg()[2]:.2f}")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"pg-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

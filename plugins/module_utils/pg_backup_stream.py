@@ -1,10 +1,16 @@
 """The one pass of pg_backup_dump (database host): pg_dump's custom-format archive is read once, as
-it is written. Each block of pg_dump's stdout goes, in turn, to
+it is written. Each block of pg_dump's stdout goes to
 
 - the temporary archive file (or, encrypting, into age, whose output goes to that file),
 - sha256 (of what lands in the file: the archive, or age's output),
 - ``pg_restore --data-only --file -`` reading stdin, whose text output is counted table by table
   (module_utils/pg_copy_count.py); without row counts, ``pg_restore --file /dev/null``.
+
+The sinks do not wait for each other: every process's stdin is written by a thread of its own
+(Feeder, a bounded queue of blocks), every process's stdout is read by one (Drain), and the pipes
+are widened to 1 MiB, so pg_dump is never held up by pg_restore decompressing or by the counter
+(measured, issue 20: the serial loop let pg_dump's 64 KiB pipe fill while a block went to
+pg_restore).
 
 pg_restore reading the whole archive is the verification; its COPY data gives the row counts, so
 the database is read once, by pg_dump. Every exit status is checked (pg_dump, age, pg_restore)
@@ -16,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import subprocess
 import threading
 
@@ -35,6 +42,56 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_copy_count import (
 )
 
 BLOCK = 1 << 20
+PIPE_SIZE = 1 << 20  # the default limit of /proc/sys/fs/pipe-max-size
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module from Python 3.10
+QUEUED = 16  # blocks waiting for one process's stdin at most (16 MiB)
+
+
+def widen(pipe):
+    """Make a pipe hold PIPE_SIZE bytes (Linux; elsewhere, or refused, it keeps its size)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+class Feeder(threading.Thread):
+    """Write the blocks given to put() into a process's stdin in a thread of its own, then close
+    it (finish). A reader that ended (BrokenPipeError) gets nothing more, its exit status tells
+    why; any other error is kept (error) and the rest is dropped. put() waits only when QUEUED
+    blocks are already waiting."""
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.blocks = queue.Queue(QUEUED)
+        self.error = None
+        widen(pipe)
+        self.start()
+
+    def put(self, block):
+        self.blocks.put(block)
+
+    def run(self):
+        broken = False
+        for block in iter(self.blocks.get, None):
+            if broken:
+                continue
+            try:
+                self.pipe.write(block)
+            except BrokenPipeError:
+                broken = True
+            except OSError as exc:
+                self.error, broken = exc, True
+        with contextlib.suppress(OSError):
+            self.pipe.close()
+
+    def finish(self):
+        """Close the stdin once every block is written (or dropped)."""
+        self.blocks.put(None)
+        self.join()
 
 
 class Drain(threading.Thread):
@@ -46,6 +103,7 @@ class Drain(threading.Thread):
         super().__init__(daemon=True)
         self.pipe, self.sink, self.on_error = pipe, sink, on_error
         self.error = None
+        widen(pipe)
 
     def run(self):
         for block in iter(lambda: self.pipe.read(BLOCK), b""):
@@ -73,17 +131,12 @@ class Written:
 
 
 def feed(source, sinks):
-    """Copy source (pg_dump's stdout) block by block into every sink (callables); a sink whose
-    reader ended (BrokenPipeError) is left out, its reader's exit status tells why."""
-    broken = set()
+    """Copy source (pg_dump's stdout) block by block into every sink (callables: a Feeder's put
+    or the archive file's Written); an exception of a sink stops the copy."""
+    widen(source)
     for block in iter(lambda: source.read(BLOCK), b""):
-        for index, sink in enumerate(sinks):
-            if index in broken:
-                continue
-            try:
-                sink(block)
-            except BrokenPipeError:
-                broken.add(index)
+        for sink in sinks:
+            sink(block)
 
 
 def reader_argv(pg_restore, count):
@@ -111,27 +164,33 @@ def one_pass(producer, out_path, tools, where, count, age_argv=None):
         )
         procs.append(reader)
         drains = [Drain(reader.stdout, counter.feed)] if count else []
-        sinks = [reader.stdin.write]
+        feeders = [Feeder(reader.stdin)]
         if age_argv:
             age = subprocess.Popen(
                 age_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors[2]
             )
             procs.append(age)
             drains.append(Drain(age.stdout, written, on_error=lambda: stop(procs)))
-            sinks.append(age.stdin.write)
-        else:
-            sinks.append(written)
+            feeders.append(Feeder(age.stdin))
         for drain in drains:
             drain.start()
+        sinks = [feeder.put for feeder in feeders] + ([] if age_argv else [written])
         try:
             feed(dump.stdout, sinks)
+        except BaseException:
+            stop(procs)  # the archive cannot be written: the feeders' writes end at once
+            raise
         finally:
-            close_inputs(procs[1:])
+            for feeder in feeders:
+                feeder.finish()
         codes, texts = outcome(procs, errors)
         for drain in drains:
             drain.join()
             if isinstance(drain.error, OSError):
                 raise drain.error
+        for feeder in feeders:
+            if feeder.error is not None:
+                raise BackupError("the new archive failed verification: %s" % feeder.error)
         handle.flush()
     judge(producer[0], codes, texts, where)
     if counter is None:
@@ -150,12 +209,6 @@ def stop(procs):
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
-
-
-def close_inputs(procs):
-    for proc in procs:
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
 
 
 def judge(tool, codes, texts, where):

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 # Managed by the opsplay `pg_backup` role.
 """Ansible module of the pg_backup role: the restore test. The newest verified backup of each
-database is checked again (checksum, whole read), restored into a scratch database with
-pg_restore --exit-on-error, its per-table row counts compared with those recorded at backup
-time, and the scratch database dropped whatever happened; the result is recorded in the backup's
-manifest. Runs as the PostgreSQL OS user. The problems are returned, not raised: the role's
-pg_backup_report (root) writes the metrics first, then fails the host naming them.
+database is checked again (checksum; the restore reads it whole), restored into a scratch
+database with pg_restore --exit-on-error, its per-table row counts compared with those
+recorded at backup time, and the scratch database dropped whatever happened; the result is
+recorded in the backup's manifest. Runs as the PostgreSQL OS user. The problems are returned,
+not raised: the role's pg_backup_report (root) writes the metrics first, then fails the host
+naming them.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class RestoreTest(BackupHost):
         locked = [m["name"] for m in tested if m.get("encryption") == "age"]
         if locked and not self.identity.given():
             raise BackupError(NO_KEY % ", ".join(locked))
-        verify = self.verify_backups(None, [m["name"] for m in tested])
+        # Checksummed only: the restore below reads each archive whole (pg_restore
+        # --exit-on-error), so a whole read before it would read it twice.
+        verify = self.verify_backups(None, [m["name"] for m in tested], reread=False)
         problems = ["backup %s is bad: %s" % (b["name"], b["problem"]) for b in verify["bad"]]
         bad = {b["name"] for b in verify["bad"]}
         results = {}

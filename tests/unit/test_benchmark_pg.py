@@ -3,6 +3,7 @@ the targets, the table and the options it refuses (the measures themselves need 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -131,3 +132,30 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_only_some_measures_give_only_their_rows():
+    full = results([0.0] * 3, plain_dump=40.0)
+    subset = {k: full[k] for k in ("backup", "restore")}
+    rows = pg.table_rows(subset, pg.SCALES["full"])
+    assert [r["measure"].split(" ")[0] for r in rows] == [
+        "backup", "backup", "restore-test", "condition:"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("restore-test", ("backup", "restore-test")),
+        ("reindex,backup", ("backup", "reindex")),
+        ("vacuum", ("vacuum",)),
+    ],
+)
+def test_only_parses_measures_in_their_order(text, expected):
+    assert pg.measures(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "backups", "backup,nope"])
+def test_only_refuses_unknown_measures(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        pg.measures(text)

@@ -64,7 +64,9 @@ def host(tmp_path, monkeypatch):
             (folder / (m["name"] + ".json")).write_text(json.dumps(m))
         test = rt.RestoreTest(Module(root, check_mode, **params))
         monkeypatch.setattr(
-            test, "check_archive", lambda m: "checksum mismatch" if m["name"] in bad else ""
+            test,
+            "check_archive",
+            lambda m, reread=True: "checksum mismatch" if m["name"] in bad else "",
         )
         monkeypatch.setattr(test, "create", lambda db: server.calls.append(("create", db)))
         monkeypatch.setattr(test, "drop", lambda db: server.calls.append(("drop", db)) or "")
