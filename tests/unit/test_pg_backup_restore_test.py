@@ -49,6 +49,7 @@ class Server:
     def __init__(self, fail=(), counts=None):
         self.calls, self.fail, self.counts = [], dict(fail), counts
         self.large_objects = 0
+        self.inserted = None  # the server's statistics: as counted unless set
 
 
 @pytest.fixture
@@ -78,6 +79,11 @@ def host(tmp_path, monkeypatch):
 
         monkeypatch.setattr(test, "restore_into", restore_into)
         monkeypatch.setattr(test, "count_rows", lambda db: dict(server.counts or ROWS))
+        monkeypatch.setattr(
+            test,
+            "inserted_rows",
+            lambda db: dict(server.counts or ROWS if server.inserted is None else server.inserted),
+        )
         monkeypatch.setattr(test, "count_large_objects", lambda db: server.large_objects)
         return test
 
@@ -199,3 +205,37 @@ def test_scratch_names_fit_postgresql_identifiers():
         == ("opsplay_restore_test_" + "d" * 80)[:63]
     )
     assert rt.count_differences(None, {"t": 1}) == []  # nothing recorded: nothing to compare
+
+
+def test_the_servers_own_insert_counts_stand_in_for_count_only_when_they_match():
+    recorded = {"public.orders": 3, "public.empty": 0}
+    exact = []
+
+    def count_exactly():
+        exact.append(1)
+        return {"public.orders": 3, "public.empty": 0}
+
+    assert rt.rows_restored(recorded, dict(recorded), count_exactly) == recorded
+    assert exact == []  # no table scanned a second time
+    # statistics not flushed yet (or track_counts off): counted exactly, and that decides
+    assert rt.rows_restored(recorded, {"public.orders": 0, "public.empty": 0}, count_exactly) == (
+        recorded
+    )
+    # a table the statistics do not know (or one too many): counted exactly
+    assert rt.rows_restored(recorded, {"public.orders": 3}, count_exactly) == recorded
+    assert len(exact) == 2
+
+
+def test_a_real_difference_is_reported_from_the_exact_count(host):
+    new = manifest("shop", "20250402T010000Z", rows=ROWS)
+    test = host([new])
+    host.server.inserted = dict(ROWS)  # the statistics agree ...
+    host.server.counts = {**ROWS, "public.orders": ROWS["public.orders"] - 1}
+    result = test.test_all()  # ... so count(*) is not run, and the test passes on them
+    assert result["problems"] == []
+    host.server.inserted = {**ROWS, "public.orders": ROWS["public.orders"] + 5}
+    result = test.test_all()  # they disagree: count(*) decides, and names the table
+    assert result["problems"] == [
+        f"restore test of {new['name']} failed: row counts differ: public.orders: backup 5000,"
+        " restored 4999"
+    ]
