@@ -9,6 +9,12 @@ return this host's report, its one-line summary and the failures.
 With ``stop_at`` (the maintenance window's end, ISO UTC) no VACUUM or REINDEX of a further object
 starts at or after it: the objects left are reported as not started because the window ended
 (``window`` in the result); the drops of invalid leftovers still run (cleanup, not new work).
+
+With ``os_user`` (the role's pg_maintenance_become_user) the PostgreSQL work runs as that OS
+user: in this process when Ansible runs the module as that user, in a forked child that drops to
+it when Ansible runs the module as root (plugins/module_utils/os_user.py: no second interpreter
+on the host), and not at all as any other user: the result then only says ``needs_become`` and
+the role runs the module again through become.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from __future__ import annotations
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils import os_user, timestamps
 from ansible_collections.opsplay.ops.plugins.module_utils import pg_maintenance as plan
-from ansible_collections.opsplay.ops.plugins.module_utils import timestamps
 from ansible_collections.opsplay.ops.plugins.module_utils.postgres import (
     CONNECTION_SPEC,
     PostgresError,
@@ -271,6 +277,7 @@ def main():
             "report_top": {"type": "int", "default": 10},
             "queries": {"type": "dict", "required": True},
             "stop_at": {"type": "str", "default": ""},
+            "os_user": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -285,8 +292,10 @@ def main():
     if problems:
         module.fail_json(msg="; ".join(problems), opsplay_bad_input=True)
     try:
-        result = run(module)
-    except PostgresError as exc:
+        result = os_user.as_user(p["os_user"], lambda: run(module), preload=("psycopg2",))
+    except os_user.NeedsBecome as exc:
+        module.exit_json(changed=False, needs_become=True, msg=str(exc))
+    except (PostgresError, os_user.ChildFailed) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
