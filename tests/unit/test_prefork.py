@@ -107,3 +107,51 @@ def test_worker_loads_nothing_more_after_the_callback():
     assert any(name.startswith("ansible.plugins.filter.core") for name in result["warmed"])
     assert "ansible.plugins.lookup.env" in result["warmed"]
     assert result["after"] == []
+
+
+# Under Mitogen: the planner's per-module collection listing comes from the parent's one listing,
+# with the same paths, and lists nothing again.
+MITOGEN_PROBE = """
+import json
+import ansible.collections.list as collections_list
+from ansible.plugins.loader import callback_loader, init_plugin_loader
+from ansible_mitogen import planner
+
+init_plugin_loader()
+expected = {p.decode("utf-8") for p in collections_list.list_collection_dirs()}
+callback_loader.get("opsplay_prefork").v2_playbook_on_play_start(None)
+
+def listed_again(*args, **kwargs):
+    raise AssertionError("listed the collections again")
+
+collections_list.list_collection_dirs = listed_again
+
+class Invocation:
+    _extra_sys_paths = set()
+
+invocation = Invocation()
+planner._load_collections(invocation)
+print(json.dumps({"expected": sorted(expected), "got": sorted(invocation._extra_sys_paths)}))
+"""
+
+
+def test_mitogen_workers_reuse_the_parents_collection_listing():
+    strategy = choose("mitogen")
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ansible_cfg()),
+        "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS),
+        "ANSIBLE_STRATEGY": strategy.name,
+        "ANSIBLE_STRATEGY_PLUGINS": str(strategy.plugin_dir),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", MITOGEN_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=REPO,
+    ).stdout
+    result = json.loads(out.splitlines()[-1])
+    assert result["expected"]  # the collections opsplay's roles use are installed
+    assert result["got"] == result["expected"]
