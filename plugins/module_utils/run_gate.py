@@ -27,17 +27,22 @@ ARGUMENT_SPEC = {
     "outside_window": {"type": "str", "default": ""},
     "run_ids": {"type": "list", "elements": "str", "default": []},
     "users": {"type": "list", "elements": "str", "default": []},
+    "awx_job_id": {"type": "str", "default": ""},
     "lock": {"type": "str", "default": ""},
 }
 OVERRIDE = "opsplay_outside_window_reason=REASON"
 
 
-def identity(what, run_ids, users, at, controller=None, lock=""):
+def identity(what, run_ids, users, at, controller=None, lock="", awx_job_id=""):
     """The lease's holder: this control node, the first user given (AWX's launching user) or the
-    controller's, the first run id given (opsplay's, AWX's job) or one made for this run."""
+    controller's, the first run id given (opsplay's), else ``awx-JOB_ID`` for an AWX job (the
+    maintenance log's name for it: roles/maintenance_mode's maintenance_mode_run_id), else one
+    made for this run."""
     controller = controller or socket.gethostname()
     user = next((u for u in users if u and u.strip()), "") or _user()
     run_id = next((r for r in run_ids if r and r.strip()), "")
+    if not run_id and str(awx_job_id or "").strip():
+        run_id = "awx-" + str(awx_job_id).strip()
     if not run_id:
         run_id = "{}-{}-{}".format(controller, at.strftime("%Y%m%dT%H%M%SZ"), os.urandom(3).hex())
     return {"controller": controller, "user": user, "run_id": run_id, "what": what, "lock": lock}
@@ -77,6 +82,7 @@ def decide(args, at, check=False, controller=None):
             at,
             controller,
             args.get("lock") or "",
+            args.get("awx_job_id") or "",
         ),
     }
     return {"changed": False, "msg": answer.message, "ansible_facts": facts}

@@ -245,16 +245,10 @@ def close_window(
         f"{what} stopped inside a maintenance window: turning maintenance mode off on {env.name}"
     )
     by_hand = f"opsplay maintenance-mode off --env {env.name}"
-    cleanup = RunOptions(
-        env=env.name,
-        limit=options.limit,
-        as_json=True,  # no progress table of its own
-        strategy=options.strategy,
-        vault_password_file=options.vault_password_file,
-        extravars={"state": "off", "reason": f"{what} (cancelled)", "outcome": "cancelled"},
-    )
+    extravars = {"state": "off", "reason": f"{what} (cancelled)", "outcome": "cancelled"}
     if lease_of:
-        cleanup.extravars["opsplay_lease_run_id"] = lease_of
+        extravars["opsplay_lease_run_id"] = lease_of
+    cleanup, quiet = follow_up_options(env, options, channel, extravars)
     try:
         record, _ = run_recorded(
             settings,
@@ -262,7 +256,7 @@ def close_window(
             procedure("maintenance-mode").path,
             f"{what}: close window",
             cleanup,
-            Channel(notice=channel.notice),  # no progress of its own
+            quiet,
             locked=True,
         )
     except KeyboardInterrupt:
@@ -275,6 +269,24 @@ def close_window(
         )
     else:
         channel.notice(f"maintenance mode is off on {env.name}")
+
+
+def follow_up_options(
+    env: Environment, options: RunOptions, channel: Channel, extravars: dict[str, Any]
+) -> tuple[RunOptions, Channel]:
+    """The options and channel of a run opsplay starts after a run of its own (closing a
+    cancelled window, releasing leases): the same environment, hosts, strategy and vault, the
+    follow-up's own ``extravars``, no progress of its own (JSON output, a channel that passes
+    notices on and shows nothing else)."""
+    follow_up = RunOptions(
+        env=env.name,
+        limit=options.limit,
+        as_json=True,  # no progress table of its own
+        strategy=options.strategy,
+        vault_password_file=options.vault_password_file,
+        extravars=dict(extravars),
+    )
+    return follow_up, Channel(notice=channel.notice)
 
 
 def run_query(

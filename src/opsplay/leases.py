@@ -50,8 +50,10 @@ def identity() -> dict[str, str]:
     return {"controller": socket.gethostname(), "user": user}
 
 
-def lease_results(artifacts: Path) -> dict[str, dict[str, Any]]:
-    """The lease task's result per host, from a run's events (each host's last one)."""
+def lease_events(artifacts: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every lease result of a run, in order: (host, event, result). A loop's items count for
+    the host each names (release.yml releases the failed hosts' leases by delegation, one item
+    per host), not for the host that ran the loop."""
     events = []
     for path in artifacts.glob("job_events/*.json"):
         try:
@@ -61,21 +63,51 @@ def lease_results(artifacts: Path) -> dict[str, dict[str, Any]]:
         data = event.get("event_data") or {}
         if event.get("event") in RESULTS and data.get("task_action") in LEASE_ACTIONS:
             events.append((int(event.get("counter", 0)), event))
-    found: dict[str, dict[str, Any]] = {}
+    found: list[tuple[str, str, dict[str, Any]]] = []
     for _, event in sorted(events, key=lambda pair: pair[0]):
         data = event["event_data"]
-        found[str(data.get("host"))] = {"event": event["event"], **(data.get("res") or {})}
+        res = data.get("res") or {}
+        items = res.get("results")
+        if not isinstance(items, list):
+            found.append((str(data.get("host")), event["event"], res))
+            continue
+        for item in items:
+            if isinstance(item, dict) and item.get(item.get("ansible_loop_var", "item")):
+                host = str(item[item.get("ansible_loop_var", "item")])
+                found.append((host, _item_event(item), item))
     return found
 
 
+def _item_event(item: dict[str, Any]) -> str:
+    """The event a loop item's result would have had as a task of its own."""
+    for key, event in (
+        ("unreachable", "runner_on_unreachable"),
+        ("failed", "runner_on_failed"),
+        ("skipped", "runner_on_skipped"),
+    ):
+        if item.get(key):
+            return event
+    return "runner_on_ok"
+
+
+def lease_results(artifacts: Path) -> dict[str, dict[str, Any]]:
+    """The lease task's result per host, from a run's events (each host's last one)."""
+    return {host: {"event": event, **res} for host, event, res in lease_events(artifacts)}
+
+
 def held_hosts(artifacts: Path) -> set[str]:
-    """The hosts whose last lease event of a run is a take that succeeded (not refused, not yet
-    released by the playbook's last play)."""
-    return {
-        host
-        for host, res in lease_results(artifacts).items()
-        if res["event"] == "runner_on_ok" and "released" not in res and not res.get("refused")
-    }
+    """The hosts on which the run took its lease (a take that succeeded) and no release
+    succeeded after it: neither the host's own in the last play nor one delegated for it. A
+    release that failed or could not reach the host leaves it held (opsplay tries again)."""
+    held: set[str] = set()
+    for host, event, res in lease_events(artifacts):
+        if event != "runner_on_ok":
+            continue
+        if "released" in res:
+            held.discard(host)
+        elif res.get("refused") is False:
+            held.add(host)
+    return held
 
 
 def refused_problem(result: RunResult, what: str, env: str) -> str | None:
@@ -118,21 +150,29 @@ def release_run(
             )
 
 
-def unlock(settings: Settings, env: Environment, options: RunOptions, channel: Channel) -> int:
-    """Break every lease on the hosts (``opsplay unlock``); one line per host."""
+def unlock(
+    settings: Settings, env: Environment, options: RunOptions, channel: Channel
+) -> tuple[int, list[str]]:
+    """Break every lease on the hosts (``opsplay unlock``): the exit code and one line per host
+    (``HOST: what happened``) for the caller to show."""
     record = _unlock_run(settings, env, options, channel, "", "unlock")
     results = lease_results(Path(record.artifacts)) if record.artifacts else {}
-    for host in sorted(record.hosts):
-        row = record.hosts[host]
-        res = results.get(host, {})
-        if row.get("unreachable"):
-            line = "unreachable: lease not released"
-        elif res.get("released"):
-            line = str(res.get("msg", "released"))
-        else:
-            line = str(res.get("msg") or "failed: " + str(res.get("msg", "")))
-        print(f"{host}: {line}")
-    return int(record.exit_code or 0)
+    lines = [
+        f"{host}: {unlock_line(record.hosts[host], results.get(host, {}))}"
+        for host in sorted(record.hosts)
+    ]
+    return int(record.exit_code or 0), lines
+
+
+def unlock_line(row: dict[str, Any], res: dict[str, Any]) -> str:
+    """What ``opsplay unlock`` did on one host: the module's own line (``released lease of
+    ...``, ``no lease``), or why the lease was not released."""
+    if row.get("unreachable"):
+        return "unreachable: lease not released"
+    message = str(res.get("msg") or row.get("message") or "").strip()
+    if res.get("event") == "runner_on_ok":
+        return message or "no lease"
+    return f"lease not released: {message or 'the lease task gave no result'}"
 
 
 def _unlock_run(
@@ -144,30 +184,20 @@ def _unlock_run(
     what: str,
 ) -> RunRecord:
     from opsplay.content import playbooks_dir
-    from opsplay.execute import Channel as RunChannel
-    from opsplay.execute import run_recorded
-    from opsplay.inputs import RunOptions as Options
+    from opsplay.execute import follow_up_options, run_recorded
 
     me = identity()
-    release = Options(
-        env=env.name,
-        limit=options.limit,
-        as_json=True,  # no progress table of its own
-        strategy=options.strategy,
-        vault_password_file=options.vault_password_file,
-        extravars={
+    release, quiet = follow_up_options(
+        env,
+        options,
+        channel,
+        {
             "opsplay_unlock_controller": me["controller"],
             "opsplay_unlock_user": me["user"],
             "opsplay_unlock_run_id": run_id,
         },
     )
     record, _ = run_recorded(
-        settings,
-        env,
-        playbooks_dir() / UNLOCK_PLAYBOOK,
-        what,
-        release,
-        RunChannel(notice=channel.notice),
-        locked=True,
+        settings, env, playbooks_dir() / UNLOCK_PLAYBOOK, what, release, quiet, locked=True
     )
     return record

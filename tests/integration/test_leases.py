@@ -2,7 +2,9 @@
 controller (another state directory) is refused naming the first and changes nothing; a killed
 run's lease blocks until it expires or `opsplay unlock` breaks it; read-only procedures and
 --check run beside a held lease; a plain ansible-playbook weekly outside its calendar window
-stops in the gate and touches no host."""
+stops in the gate and touches no host; under plain ansible-playbook, the last play releases the
+lease of a host that failed after the gate (by delegation from a host still in the run), never
+another run's lease, and a failed host it cannot reach does not fail the run."""
 
 from __future__ import annotations
 
@@ -194,6 +196,128 @@ def test_read_only_procedures_and_check_runs_go_beside_a_held_lease(run_opsplay)
     finally:
         run_opsplay("unlock", "--env", "lab", "--yes")
     assert all(lease_on(h) is None for h in HOSTS)
+
+
+def ansible_playbook(inventories: list[Path], playbook: Path, *args: str):
+    """A plain ansible-playbook run (no opsplay) with the project's ansible.cfg, as AWX or an
+    operator's shell runs it."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    sources = [arg for path in inventories for arg in ("-i", str(path))]
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *sources, str(playbook), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+def host_vars(tmp_path: Path, host: str, values: dict) -> Path:
+    """An extra inventory source giving ``host`` these variables."""
+    path = tmp_path / "extra-hosts.yml"
+    path.write_text(json.dumps({"all": {"hosts": {host: values}}}))
+    return path
+
+
+def test_plain_ansible_playbook_releases_the_lease_of_a_host_that_failed(lab_inventories, tmp_path):
+    """backup.yml without opsplay: the second host fails in its backup (a database it does not
+    have), after the gate took its lease; the release play, on the first host, releases it."""
+    failing = host_vars(tmp_path, HOSTS[1], {"pg_backup_databases": ["opsplay_no_such_db"]})
+    run = ansible_playbook([lab_inventories / "lab", failing], REPO / "playbooks" / "backup.yml")
+    assert run.returncode == 2, run.stdout[-3000:]
+    recap = run.stdout[run.stdout.index("PLAY RECAP") :]
+    assert f"{HOSTS[1]}" in recap and "failed=1" in recap.split(HOSTS[1])[1].splitlines()[0]
+    assert "database opsplay_no_such_db does not exist" in run.stdout
+    assert f"ok: [{HOSTS[0]} -> {HOSTS[1]}] => (item={HOSTS[1]})" in run.stdout
+    assert all(lease_on(h) is None for h in HOSTS)  # neither host is held by the failed run
+
+
+RELEASE_TEST_PLAYBOOK = """
+- name: Take the run gates
+  hosts: all
+  gather_facts: false
+  vars:
+    opsplay_gate: {{what: lease test, schedule: "", disruptive: false, lease: true}}
+  tasks:
+    - name: Take the run gates
+      ansible.builtin.import_tasks: {tasks}/gates.yml
+
+- name: Fail the second host after the gate
+  hosts: "{{{{ '{failing}' if case == 'alone in its play' else 'all' }}}}"
+  gather_facts: false
+  tasks:
+    - name: Another run's lease replaces this run's (broken by unlock, taken by another run)
+      ansible.builtin.copy:
+        content: '{other}'
+        dest: {lease}
+        mode: "0644"
+      when: case == 'another run' and inventory_hostname == '{failing}'
+    - name: The host cannot be reached from now on (its ansible_host names no container)
+      ansible.builtin.set_fact:
+        lease_test_gone: true
+      when: case == 'unreachable' and inventory_hostname == '{failing}'
+    - name: Fail
+      ansible.builtin.fail:
+        msg: failed after the gate
+      when: inventory_hostname == '{failing}'
+
+- name: Release this run's leases
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Release this run's lease
+      ansible.builtin.import_tasks: {tasks}/release.yml
+"""
+OTHER = {
+    "controller": "bastion-9",
+    "user": "bob",
+    "run_id": "R-bob",
+    "what": "run backup",
+    "started": "2026-01-01T00:00:00Z",
+    "expires": "2099-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize("case", ["another run", "unreachable", "alone in its play"])
+def test_the_release_of_a_failed_host_keeps_another_runs_lease_and_skips_an_unreachable_host(
+    lab_inventories, tmp_path, case
+):
+    """The failed host's lease: another run's is kept; an unreachable host is tried and skipped.
+    And the limit the README states: when every host of a play fails (here the only host of the
+    failing play), Ansible runs no later play, so both leases stay (opsplay releases them after
+    its own runs; AWX's expire)."""
+    playbook = tmp_path / "lease-test.yml"
+    playbook.write_text(
+        RELEASE_TEST_PLAYBOOK.format(
+            tasks=REPO / "playbooks" / "tasks",
+            failing=HOSTS[1],
+            other=json.dumps(OTHER),
+            lease=LEASE,
+        )
+    )
+    gone = f"{{{{ 'opsplay-lab-gone' if lease_test_gone | default(false) else '{HOSTS[1]}' }}}}"
+    extra = host_vars(tmp_path, HOSTS[1], {"ansible_host": gone})
+    run = ansible_playbook([lab_inventories / "lab", extra], playbook, "-e", f"case='{case}'")
+    assert run.returncode == 2, run.stdout[-3000:]  # the failed host, nothing else
+    recap = run.stdout[run.stdout.index("PLAY RECAP") :]
+    first = recap.split(HOSTS[0])[1].splitlines()[0]
+    assert "failed=0" in first and "unreachable=0" in first, recap
+    if case == "alone in its play":
+        assert "PLAY [Release this run's leases]" not in run.stdout
+        assert all((lease_on(h) or {}).get("what") == "lease test" for h in HOSTS)
+        return
+    assert lease_on(HOSTS[0]) is None  # released by itself
+    if case == "another run":
+        assert lease_on(HOSTS[1]) == OTHER  # not this run's: kept
+        assert f"ok: [{HOSTS[0]} -> {HOSTS[1]}] => (item={HOSTS[1]})" in run.stdout  # tried
+    else:
+        assert f"{HOSTS[0]} -> opsplay-lab-gone" in run.stdout  # tried, could not reach
+        assert (lease_on(HOSTS[1]) or {}).get("what") == "lease test"  # it expires on its own
 
 
 def test_plain_ansible_playbook_outside_the_window_stops_in_the_gate(lab_inventories, tmp_path):

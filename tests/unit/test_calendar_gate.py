@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import yaml
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_calendar as shared
 from ansible_collections.opsplay.ops.plugins.module_utils import run_gate
 from ansible_collections.opsplay.ops.plugins.modules import run_gate as module
@@ -15,6 +16,7 @@ from opsplay import maintenance_calendar
 
 from .module_harness import run_main
 
+REPO = Path(__file__).resolve().parents[2]
 UTC = dt.UTC
 CALENDAR = {"timezone": "Europe/Paris", "windows": {"weekly": "Mon 02:00-04:00"}}
 INSIDE = dt.datetime(2026, 12, 7, 1, 30, tzinfo=UTC)  # Mon 02:30 Paris
@@ -54,6 +56,19 @@ def test_inside_the_window_sets_its_end_and_the_lease_holder():
     assert facts["opsplay_lease"]["run_id"] == "R-opsplay"
     assert facts["opsplay_lease"]["controller"] == "c1"
     assert facts["opsplay_lease"]["what"] == "maintenance weekly"
+
+
+def test_an_awx_job_is_named_awx_job_id_as_in_the_maintenance_log():
+    """One name for an AWX job on the host: the lease and the maintenance log (the role's
+    maintenance_mode_run_id default) both say awx-4242; opsplay's own run id comes first."""
+    defaults = yaml.safe_load((REPO / "roles/maintenance_mode/defaults/main.yml").read_text())
+    assert "('awx-' ~ awx_job_id)" in defaults["maintenance_mode_run_id"]
+    awx = run_gate.decide(args(run_ids=["", ""], awx_job_id="4242"), INSIDE)
+    assert awx["ansible_facts"]["opsplay_lease"]["run_id"] == "awx-4242"
+    cli = run_gate.decide(args(run_ids=["R-opsplay"], awx_job_id="4242"), INSIDE)
+    assert cli["ansible_facts"]["opsplay_lease"]["run_id"] == "R-opsplay"
+    plain = run_gate.decide(args(run_ids=[""], awx_job_id=""), INSIDE, controller="c1")
+    assert plain["ansible_facts"]["opsplay_lease"]["run_id"].startswith("c1-2026")
 
 
 def test_a_freeze_refuses_even_inside_the_window():

@@ -48,4 +48,7 @@ def command(
     state_dir = private_dir(settings.state())
     # a run of this node holding the environment is alive: its leases are not broken under it
     with environment_lock(state_dir, env.name, f"opsplay unlock --env {env.name}"):
-        return unlock(settings, env, options, channel)
+        code, lines = unlock(settings, env, options, channel)
+    for line in lines:
+        click.echo(line)
+    return code
