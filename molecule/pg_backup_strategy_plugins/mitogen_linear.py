@@ -1,0 +1,20 @@
+"""Mitogen's linear strategy for the pg_backup scenarios' own plays (prepare and verify).
+
+Mitogen runs each task in one Python interpreter it keeps per host, instead of the several
+``podman exec`` calls a task costs with the stock strategy: the verify plays' hundreds of tasks
+are where these scenarios spend their time. It is how opsplay itself runs the role by default
+(src/opsplay/strategy.py). The scenarios' check, converge and idempotence steps (and Molecule's
+create and destroy) stay on Ansible's stock linear strategy. molecule.yml puts this directory on
+ANSIBLE_STRATEGY_PLUGINS; the plays ask for it with ``strategy: mitogen_linear``.
+"""
+
+from __future__ import annotations
+
+import ansible_mitogen.loaders
+import ansible_mitogen.strategy
+
+_Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
+
+
+class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[misc,valid-type]
+    """Ansible's linear strategy with Mitogen's connection and module execution."""
