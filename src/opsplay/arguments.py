@@ -8,8 +8,9 @@ the errors and the spec come from that task's result; the variables named are th
 operator gave with ``-e`` when the errors are about them (a default derived from one, such as
 ``pg_backup_offsite_keep_daily: "{{ pg_backup_keep_daily }}"``, fails with it and is not named).
 
-A playbook applying several roles checks them all first with the same action, one loop item per
-role and entry point (playbooks/tasks/check-arguments.yml): each failed item is one role's check.
+A playbook applying several roles checks them all first (playbooks/tasks/check-arguments.yml:
+opsplay.ops.check_arguments, the same validator on the controller), one result per role and
+entry point in ``results``, as a loop would give them: each failed item is one role's check.
 
 A run is bad input only when every failed host's last failure was one of these.
 """
@@ -26,6 +27,9 @@ ACTIONS = frozenset(
         "validate_argument_spec",
         "ansible.builtin.validate_argument_spec",
         "ansible.legacy.validate_argument_spec",
+        # playbooks/tasks/check-arguments.yml: every role of a playbook in one task
+        "opsplay.ops.check_arguments",
+        "check_arguments",
     }
 )
 
