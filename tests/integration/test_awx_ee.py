@@ -9,6 +9,12 @@ SSH (`lab up --ssh` publishes their sshd on 127.0.0.1; the container uses the ho
 checks on the hosts the outcome the CLI's weekly has: a fresh verified backup, the window closed
 with outcome ok and the site answering 200, the security updates' status record written, and no
 lease left. The same checks run after the CLI's own weekly over the same SSH inventory.
+
+What tells a job's end: `ansible-runner process` exits 0 whatever happened (ansible-runner 2.4.3
+returns its Processor's rc, which it never sets), so the job's status is read from
+artifacts/IDENT/status, which the worker sends with its artifacts at the end: successful or
+failed for a job that ended, absent when the worker was killed (ansible-runner's Python
+interface, which AWX uses, reports that stream as status error).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -228,3 +235,100 @@ def test_weekly_through_the_cli_over_the_same_ssh_inventory(run_opsplay, ssh_lab
     )
     assert proc.code == ExitCode.OK, proc.err[-3000:]
     assert_weekly_outcome(hosts, started, json.loads(proc.out)["id"])
+
+
+SLEEP = """
+- name: A job that runs until its worker is killed
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Sleep
+      ansible.builtin.command: sleep 120
+      changed_when: false
+"""
+FAIL = """
+- name: A job that fails
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Fail
+      ansible.builtin.fail:
+        msg: this job fails
+"""
+
+
+def local_job(path: Path, playbook: str) -> Path:
+    """A private data dir whose job runs on the execution node itself (touches no lab host)."""
+    (path / "project").mkdir(parents=True)
+    (path / "project" / "job.yml").write_text(playbook)
+    (path / "inventory").mkdir()
+    (path / "inventory" / "hosts").write_text(
+        "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"
+    )
+    return path
+
+
+def worker_stream(data: Path, image: str, name: str, kill_when: str | None = None) -> Path:
+    """transmit | podman run EE worker, the worker's stream kept in a file; with ``kill_when``,
+    `podman kill` the worker once its stream holds that text."""
+    stream = data.parent / f"{data.name}.stream"
+    transmit = subprocess.Popen(
+        [str(RUNNER), "transmit", str(data), "-p", "job.yml", "--ident", IDENT],
+        stdout=subprocess.PIPE,
+    )
+    with stream.open("wb") as out:
+        worker = subprocess.Popen(
+            ["podman", "run", "-i", "--rm", "--name", name, image, *WORKER],
+            stdin=transmit.stdout,
+            stdout=out,
+        )
+    assert transmit.stdout is not None
+    transmit.stdout.close()
+    try:
+        if kill_when:
+            deadline = time.monotonic() + 120
+            while kill_when not in stream.read_text(errors="replace"):
+                assert worker.poll() is None and time.monotonic() < deadline, stream.read_text()
+                time.sleep(0.2)
+            subprocess.run(["podman", "kill", name], check=True, capture_output=True)
+        worker.wait(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        subprocess.run(["podman", "rm", "-f", name], capture_output=True, check=False)
+    assert transmit.wait(timeout=60) == 0
+    return stream
+
+
+def process(data: Path, stream: Path) -> tuple[int, str]:
+    """`ansible-runner process` on the stream: its exit code and the status file ("" if none)."""
+    with stream.open("rb") as feed:
+        code = subprocess.run(
+            [str(RUNNER), "process", str(data), "--ident", IDENT],
+            stdin=feed,
+            capture_output=True,
+            check=False,
+        ).returncode
+    status = data / "artifacts" / IDENT / "status"
+    return code, status.read_text().strip() if status.exists() else ""
+
+
+def test_only_the_status_file_tells_a_failed_or_killed_job(ee_image, tmp_path):
+    failed = local_job(tmp_path / "failed", FAIL)
+    assert process(failed, worker_stream(failed, ee_image, "opsplay-ee-failed")) == (0, "failed")
+    assert (failed / "artifacts" / IDENT / "rc").read_text().strip() == "2"
+
+    killed = local_job(tmp_path / "killed", SLEEP)
+    stream = worker_stream(killed, ee_image, "opsplay-ee-killed", kill_when='"runner_on_start"')
+    code, status = process(killed, stream)
+    assert (code, status) == (0, "")  # exit 0, and no status: the worker never sent one
+    assert list((killed / "artifacts" / IDENT / "job_events").glob("*.json"))  # events came
+    # ansible-runner's Python interface (AWX's) ends the same stream in status error
+    import ansible_runner
+
+    replay = local_job(tmp_path / "replay", SLEEP)
+    with stream.open("rb") as feed:
+        processor = ansible_runner.interface.run(
+            streamer="process", _input=feed, private_data_dir=str(replay), ident=IDENT, quiet=True
+        )
+    assert processor.status == "error", processor.status
