@@ -5,9 +5,11 @@ Before a playbook touches a host, its first play runs ``opsplay.ops.run_gate`` o
 the CLI passes the environment's calendar.yml, AWX users put the same data in inventory or
 group vars) refuses a disruptive run outside its window or inside a freeze with the CLI's line
 (plugins/module_utils/maintenance_calendar.py, ONE implementation for both); and the run's
-lease identity (controller, user, run id, what) is named once for every host. Both become facts
-of every host of the play: ``opsplay_window_end`` (interfaces: ISO UTC or "") and
-``opsplay_lease`` (what playbooks/tasks/gates.yml passes to opsplay.ops.lease).
+lease identity (controller, user, run id, what) is named once for every host. Both are returned
+in ``gate``, which playbooks/tasks/gates.yml sets (run_once set_fact) on every host of the play
+as ``opsplay_window_end`` (interfaces: ISO UTC or "") and ``opsplay_lease`` (what it passes to
+opsplay.ops.lease). Not as ``ansible_facts``: Ansible keeps those in its fact cache, which
+ansible-runner makes a jsonfile cache, and decodes them again on every task of every host.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def decide(args, at, check=False, controller=None):
         return {"failed": True, "msg": str(exc), "calendar_error": True}
     if not answer.allowed and not check:
         return {"failed": True, "msg": answer.message, "outside_window": True}
-    facts = {
+    gate = {
         "opsplay_window_end": answer.window_end,
         "opsplay_lease": identity(
             args["what"],
@@ -85,4 +87,4 @@ def decide(args, at, check=False, controller=None):
             args.get("awx_job_id") or "",
         ),
     }
-    return {"changed": False, "msg": answer.message, "ansible_facts": facts}
+    return {"changed": False, "msg": answer.message, "gate": gate}

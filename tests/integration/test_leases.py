@@ -31,6 +31,7 @@ LOG = "/var/log/opsplay-maintenance.log"
 GATE_TASKS = {
     "Check the variables given to each role against its argument spec",
     "Check the maintenance calendar and name this run's lease",
+    "Keep the gate's answer for the run",
     "Take this run's lease on the host",
 }
 

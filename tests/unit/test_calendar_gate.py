@@ -51,7 +51,7 @@ def test_refused_outside_the_window_with_the_clis_line():
 def test_inside_the_window_sets_its_end_and_the_lease_holder():
     result = run_gate.decide(args(run_ids=["", "R-opsplay"], users=[""]), INSIDE, controller="c1")
     assert not result.get("failed")
-    facts = result["ansible_facts"]
+    facts = result["gate"]
     assert facts["opsplay_window_end"] == "2026-12-07T03:00:00Z"  # 04:00 Paris, in UTC
     assert facts["opsplay_lease"]["run_id"] == "R-opsplay"
     assert facts["opsplay_lease"]["controller"] == "c1"
@@ -64,11 +64,11 @@ def test_an_awx_job_is_named_awx_job_id_as_in_the_maintenance_log():
     defaults = yaml.safe_load((REPO / "roles/maintenance_mode/defaults/main.yml").read_text())
     assert "('awx-' ~ awx_job_id)" in defaults["maintenance_mode_run_id"]
     awx = run_gate.decide(args(run_ids=["", ""], awx_job_id="4242"), INSIDE)
-    assert awx["ansible_facts"]["opsplay_lease"]["run_id"] == "awx-4242"
+    assert awx["gate"]["opsplay_lease"]["run_id"] == "awx-4242"
     cli = run_gate.decide(args(run_ids=["R-opsplay"], awx_job_id="4242"), INSIDE)
-    assert cli["ansible_facts"]["opsplay_lease"]["run_id"] == "R-opsplay"
+    assert cli["gate"]["opsplay_lease"]["run_id"] == "R-opsplay"
     plain = run_gate.decide(args(run_ids=[""], awx_job_id=""), INSIDE, controller="c1")
-    assert plain["ansible_facts"]["opsplay_lease"]["run_id"].startswith("c1-2026")
+    assert plain["gate"]["opsplay_lease"]["run_id"].startswith("c1-2026")
 
 
 def test_a_freeze_refuses_even_inside_the_window():
@@ -80,7 +80,7 @@ def test_a_freeze_refuses_even_inside_the_window():
 def test_the_reason_to_run_outside_overrides_and_nothing_stops_on_time():
     result = run_gate.decide(args(outside_window="incident 42"), OUTSIDE)
     assert not result.get("failed")
-    assert result["ansible_facts"]["opsplay_window_end"] == ""
+    assert result["gate"]["opsplay_window_end"] == ""
     assert "incident 42" in result["msg"]
 
 
@@ -137,10 +137,9 @@ def test_the_module_form_decides_the_same():
     inside = maintenance_calendar.parse(CALENDAR).decide(dt.datetime.now(UTC)).allowed
     assert (rc == 0) == inside
     assert (
-        result.get("ansible_facts", {}).get("opsplay_lease", {}).get("what", "run reindex")
-        == "run reindex"
+        result.get("gate", {}).get("opsplay_lease", {}).get("what", "run reindex") == "run reindex"
     )
     rc, result = run_main(
         module, {"what": "run reindex", "disruptive": True, "calendar": CALENDAR}, check_mode=True
     )
-    assert rc == 0 and "opsplay_window_end" in result["ansible_facts"]
+    assert rc == 0 and "opsplay_window_end" in result["gate"]
