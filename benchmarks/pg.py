@@ -24,7 +24,9 @@ in the same process, so machine load affects both sides:
   reindex       `opsplay run reindex` / `REINDEX TABLE` on a table with 3 bloated indexes (fresh
                 copy each side), and the share of each run during which a lock stronger than
                 SHARE UPDATE EXCLUSIVE was held on the database's tables or indexes (a watcher
-                thread samples pg_locks every ~20 ms through one psql session)
+                thread samples pg_locks every ~20 ms through one psql session; an index already
+                dead, indislive false - the old index REINDEX CONCURRENTLY drops at its end - is
+                left out: no query plans with it or waits for its lock)
 
 --only runs some measures (restore-test needs backup's; the data of the others is not created).
 Prints a table, each row with its target and met / not met, and writes benchmarks/results/
@@ -504,9 +506,10 @@ class LockWatcher:
         self.query = (
             "SELECT coalesce(string_agg(DISTINCT coalesce(c.relname, l.relation::text) || ':' "
             "|| l.mode, ' '), '') FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation "
+            "LEFT JOIN pg_index i ON i.indexrelid = l.relation "
             f"WHERE l.granted AND l.relation >= 16384 AND l.mode IN ({modes}) AND l.database = "
             "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND coalesce(c.relpersistence, 'p') <> 't';\n"
+            "AND coalesce(c.relpersistence, 'p') <> 't' AND coalesce(i.indislive, true);\n"
         )
         self.interval = interval
         self.samples: list[tuple[float, str]] = []
