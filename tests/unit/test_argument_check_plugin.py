@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.opsplay.ops.plugins.module_utils import argument_check
+from ansible_collections.opsplay.ops.plugins.modules import check_arguments
 
 from opsplay.arguments import bad_input, from_result
 
@@ -74,3 +75,10 @@ def test_all_passed_is_not_failed():
         "failed" not in res
         and res["msg"] == "every variable given passes the argument specs (1 checked)"
     )
+
+
+def test_the_module_form_says_it_runs_on_the_controller():
+    from .module_harness import run_main
+
+    rc, result = run_main(check_arguments, {"roles": [{"role": "health"}]})
+    assert rc != 0 and "runs on the controller" in result["msg"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import jinja2
 import yaml
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_calendar as shared
 from ansible_collections.opsplay.ops.plugins.module_utils import run_gate
@@ -62,7 +63,10 @@ def test_an_awx_job_is_named_awx_job_id_as_in_the_maintenance_log():
     """One name for an AWX job on the host: the lease and the maintenance log (the role's
     maintenance_mode_run_id default) both say awx-4242; opsplay's own run id comes first."""
     defaults = yaml.safe_load((REPO / "roles/maintenance_mode/defaults/main.yml").read_text())
-    assert "('awx-' ~ awx_job_id)" in defaults["maintenance_mode_run_id"]
+    log_id = jinja2.Environment().from_string(defaults["maintenance_mode_run_id"]).render
+    assert log_id(awx_job_id="4242") == log_id(tower_job_id="4242") == "awx-4242"
+    assert log_id(opsplay_run_id="R-opsplay", awx_job_id="4242") == "R-opsplay"
+    assert log_id() == ""
     awx = run_gate.decide(args(run_ids=["", ""], awx_job_id="4242"), INSIDE)
     assert awx["gate"]["opsplay_lease"]["run_id"] == "awx-4242"
     cli = run_gate.decide(args(run_ids=["R-opsplay"], awx_job_id="4242"), INSIDE)
