@@ -107,7 +107,6 @@ class RunResult:
 def run_playbook(request: RunRequest) -> RunResult:
     import ansible_runner  # heavy: imported only when a playbook runs
 
-    _quick_close()
     secret_dir = Path(tempfile.mkdtemp(prefix=f"opsplay-{request.ident}-", dir=_private_tmp()))
     # everything ansible-runner writes is private; ansible-runner installs its own SIGINT and
     # SIGTERM handlers in the main thread (to cancel the run): the caller's come back after
@@ -142,32 +141,6 @@ def run_playbook(request: RunRequest) -> RunResult:
         stats=runner.stats,
         artifacts=artifacts,
     )
-
-
-def _quick_close() -> None:
-    """No 0.1 s sleep when ansible-runner closes the pty of an ansible-playbook that has already
-    exited (every run's end: ansible-runner waits for EOF and the exit, then calls close()).
-
-    ptyprocess sleeps ``delayafterclose`` (0.1 s) after closing the pty "to give the kernel time
-    to update the process status" before it checks whether the child still runs; for a child
-    already reaped there is nothing to wait for (measured: 0.1 s of every run, issue 20). A
-    child still alive (a cancelled run) keeps the delay and pexpect's terminate path. Installed
-    once per process, as ansible-runner's ``pexpect.spawn``."""
-    import pexpect
-
-    if getattr(pexpect.spawn, "_opsplay_quick_close", False):
-        return
-    base = pexpect.spawn
-
-    class QuickCloseSpawn(base):  # type: ignore[misc, valid-type]
-        _opsplay_quick_close = True
-
-        def close(self, force: bool = True) -> None:
-            if not self.closed and not self.ptyproc.isalive():
-                self.ptyproc.delayafterclose = 0
-            super().close(force=force)
-
-    pexpect.spawn = QuickCloseSpawn  # type: ignore[misc]
 
 
 _UMASK_LOCK = threading.Lock()
