@@ -175,10 +175,11 @@ def test_sigkill_inside_the_window_then_the_next_weekly_closes_it(run_opsplay, l
         (killed,) = [run.name for run in (run_opsplay.state / "runs").iterdir()]
         # ansible-playbook runs in a session of its own (a pty) and its command line names the
         # run's ID; it must not outlive opsplay, or the next run could overlap it
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not _no_process_of(killed) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _no_process_of(killed), "a process of the killed run still runs"
+        survivors = subprocess.run(["pgrep", "-af", killed], capture_output=True, text=True)
+        assert _no_process_of(killed), f"a process of the killed run still runs: {survivors.stdout}"
     finally:
         if proc.poll() is None:
             proc.kill()
