@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -78,20 +77,35 @@ CLOSING_COMMANDS = ["rm -f /var/lib/opsplay/maintenance.flag"]
 
 
 def weekly_procedures(playbook: Path = PLAYBOOK) -> list[str]:
-    """The roles the weekly playbook applies (following its imported playbooks), in order, once."""
-    text = playbook.read_text(encoding="utf-8")
-    found = re.findall(
-        r"(?:include|import)_role:\s*\n\s*name:\s*([\w-]+)(?:\s*\n\s*tasks_from:\s*\"?(\w+))?"
-        r"|-\s*role:\s*([\w-]+)|import_playbook:\s*([\w./-]+\.yml)",
-        text,
-    )
+    """The roles the weekly playbook applies (following its imported playbooks), in order, once.
+    Read as YAML (plays, their roles and their tasks, blocks included), so a comment or another
+    key between a role's name and its entry point changes nothing."""
+    import yaml
+
     roles: list[str] = []
-    for included, entry, listed, imported in found:
+    for play in yaml.safe_load(playbook.read_text(encoding="utf-8")) or []:
+        imported = play.get("ansible.builtin.import_playbook") or play.get("import_playbook")
         if imported:
             roles += weekly_procedures(playbook.parent / imported)
-        elif entry != "recover":  # closing a window a gone run left: no runbook step does it
-            roles.append(included or listed)
+            continue
+        for role in play.get("roles") or []:
+            roles.append(role["role"] if isinstance(role, dict) else role)
+        for section in ("pre_tasks", "tasks", "post_tasks"):
+            roles += _task_roles(play.get(section) or [])
     return list(dict.fromkeys(roles))
+
+
+def _task_roles(tasks: list[dict]) -> list[str]:
+    found: list[str] = []
+    for task in tasks:
+        for section in ("block", "rescue", "always"):
+            found += _task_roles(task.get(section) or [])
+        for action in ("include_role", "import_role"):
+            spec = task.get(f"ansible.builtin.{action}") or task.get(action)
+            # closing a window a gone run left (tasks_from: recover): no runbook step does it
+            if spec and spec.get("tasks_from") != "recover":
+                found.append(spec["name"])
+    return found
 
 
 def timed(
