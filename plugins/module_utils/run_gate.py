@@ -19,6 +19,7 @@ import os
 import socket
 
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_calendar as mc
+from ansible_collections.opsplay.ops.plugins.module_utils.run_id import of_this_run
 
 ARGUMENT_SPEC = {
     "what": {"type": "str", "required": True},
@@ -37,14 +38,12 @@ OVERRIDE = "opsplay_outside_window_reason=REASON"
 
 def identity(what, run_ids, users, at, controller=None, lock="", awx_job_id=""):
     """The lease's holder: this control node, the first user given (AWX's launching user) or the
-    controller's, the first run id given (opsplay's), else ``awx-JOB_ID`` for an AWX job (the
-    maintenance log's name for it: roles/maintenance_mode's maintenance_mode_run_id), else one
-    made for this run."""
+    controller's, and this run's id as module_utils/run_id.py decides it (the first run id given,
+    opsplay's, else ``awx-JOB_ID`` for an AWX job: the same id the maintenance_mode role's
+    windows record), else one made for this run."""
     controller = controller or socket.gethostname()
     user = next((u for u in users if u and u.strip()), "") or _user()
-    run_id = next((r for r in run_ids if r and r.strip()), "")
-    if not run_id and str(awx_job_id or "").strip():
-        run_id = "awx-" + str(awx_job_id).strip()
+    run_id = of_this_run(run_ids, [awx_job_id])
     if not run_id:
         run_id = "{}-{}-{}".format(controller, at.strftime("%Y%m%dT%H%M%SZ"), os.urandom(3).hex())
     return {"controller": controller, "user": user, "run_id": run_id, "what": what, "lock": lock}

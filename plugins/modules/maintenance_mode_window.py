@@ -24,6 +24,7 @@ from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_deadman im
     close,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_flag import is_scheduled
+from ansible_collections.opsplay.ops.plugins.module_utils.run_id import of_this_run
 
 
 def describe(window):
@@ -34,6 +35,12 @@ def describe(window):
         run,
         window.get("reason") or "no reason given",
     )
+
+
+def this_run(p: dict) -> str:
+    """The run id the window records and compares: run_id when given, else this run's id from
+    opsplay's run id and AWX's job id (module_utils/run_id.py: the one the run's lease names)."""
+    return of_this_run([p["run_id"], p["opsplay_run_id"]], [p["awx_job_id"], p["tower_job_id"]])
 
 
 def plan(state, window, run_id, scheduled, exclusive, close_command):
@@ -124,7 +131,8 @@ class Window:
     def __init__(self, module):
         self.module = module
         self.p = module.params
-        self.result = {"changed": False, "diff": []}
+        self.p["run_id"] = this_run(self.p)
+        self.result = {"changed": False, "diff": [], "run_id": self.p["run_id"]}
 
     def fail(self, msg):
         self.result.pop("diff", None)
@@ -342,6 +350,9 @@ ARGUMENT_SPEC = {
     "flag_path": {"type": "path", "required": True},
     "log_path": {"type": "path", "required": True},
     "run_id": {"type": "str", "default": ""},
+    "opsplay_run_id": {"type": "str", "default": ""},
+    "awx_job_id": {"type": "raw", "default": ""},
+    "tower_job_id": {"type": "raw", "default": ""},
     "scheduled": {"type": "bool", "default": False},
     "exclusive": {"type": "bool", "default": False},
     "env": {"type": "str", "default": ""},

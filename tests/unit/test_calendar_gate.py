@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import jinja2
-import yaml
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_calendar as shared
 from ansible_collections.opsplay.ops.plugins.module_utils import run_gate
 from ansible_collections.opsplay.ops.plugins.modules import run_gate as module
@@ -17,7 +15,6 @@ from opsplay import maintenance_calendar
 
 from .module_harness import run_main
 
-REPO = Path(__file__).resolve().parents[2]
 UTC = dt.UTC
 CALENDAR = {"timezone": "Europe/Paris", "windows": {"weekly": "Mon 02:00-04:00"}}
 INSIDE = dt.datetime(2026, 12, 7, 1, 30, tzinfo=UTC)  # Mon 02:30 Paris
@@ -60,13 +57,9 @@ def test_inside_the_window_sets_its_end_and_the_lease_holder():
 
 
 def test_an_awx_job_is_named_awx_job_id_as_in_the_maintenance_log():
-    """One name for an AWX job on the host: the lease and the maintenance log (the role's
-    maintenance_mode_run_id default) both say awx-4242; opsplay's own run id comes first."""
-    defaults = yaml.safe_load((REPO / "roles/maintenance_mode/defaults/main.yml").read_text())
-    log_id = jinja2.Environment().from_string(defaults["maintenance_mode_run_id"]).render
-    assert log_id(awx_job_id="4242") == log_id(tower_job_id="4242") == "awx-4242"
-    assert log_id(opsplay_run_id="R-opsplay", awx_job_id="4242") == "R-opsplay"
-    assert log_id() == ""
+    """The lease of an AWX job says awx-4242, opsplay's own run id comes first (the id is
+    module_utils/run_id.py's; tests/unit/test_run_id.py proves the maintenance_mode role's
+    windows name the run alike)."""
     awx = run_gate.decide(args(run_ids=["", ""], awx_job_id="4242"), INSIDE)
     assert awx["gate"]["opsplay_lease"]["run_id"] == "awx-4242"
     cli = run_gate.decide(args(run_ids=["R-opsplay"], awx_job_id="4242"), INSIDE)
