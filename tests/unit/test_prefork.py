@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from opsplay.content import ansible_cfg, playbooks_dir
 from opsplay.execute import run_configuration
@@ -38,16 +41,54 @@ Templar(loader=None).template(trust_as_template(template))
 print(json.dumps({"warmed": sorted(warmed), "after": sorted(set(sys.modules) - before - warmed)}))
 """
 
+Probe = Callable[..., dict]
 
-def test_playbooks_beside_it_load_it_with_opsplays_settings_only(tmp_path):
-    # Ansible finds callback_plugins/ beside a playbook, as it does for opsplay's playbooks.
-    (tmp_path / "callback_plugins").symlink_to(PLUGINS)
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
+
+@pytest.fixture
+def playbook(tmp_path) -> Path:
+    """A one-task playbook on localhost in tmp_path."""
+    path = tmp_path / "play.yml"
+    path.write_text(
         "- hosts: localhost\n  gather_facts: false\n"
         "  tasks:\n    - ansible.builtin.debug:\n        msg: hi\n"
     )
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    return path
+
+
+@pytest.fixture
+def stock_env() -> dict[str, str]:
+    """This process's environment without any ANSIBLE_ setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+
+
+@pytest.fixture
+def probe() -> Probe:
+    """Run a probe script in a fresh Python with opsplay's ansible.cfg and callback plugins (and
+    ``extra_env``), from the repository; the JSON it prints last, parsed."""
+
+    def run(script: str, **extra_env: str) -> dict:
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ansible_cfg()),
+            "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS),
+            **extra_env,
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=REPO,
+        ).stdout
+        return json.loads(out.splitlines()[-1])
+
+    return run
+
+
+def test_playbooks_beside_it_load_it_with_opsplays_settings_only(tmp_path, playbook, stock_env):
+    # Ansible finds callback_plugins/ beside a playbook, as it does for opsplay's playbooks.
+    (tmp_path / "callback_plugins").symlink_to(PLUGINS)
 
     def run(env: dict[str, str]) -> str:
         return subprocess.run(
@@ -60,50 +101,31 @@ def test_playbooks_beside_it_load_it_with_opsplays_settings_only(tmp_path):
         ).stdout
 
     loaded = "opsplay_prefork: plugins loaded in"
-    assert loaded in run({**base, "ANSIBLE_CONFIG": str(ansible_cfg())})
-    assert loaded not in run(base)  # stock settings
+    assert loaded in run({**stock_env, "ANSIBLE_CONFIG": str(ansible_cfg())})
+    assert loaded not in run(stock_env)  # stock settings
 
 
-def test_playbooks_elsewhere_find_it_through_opsplays_settings(tmp_path):
+def test_playbooks_elsewhere_find_it_through_opsplays_settings(tmp_path, playbook, stock_env):
     # playbooks/queries/ and any playbook outside playbooks/: ansible.cfg names the directory,
     # and opsplay's runs name it again (ansible-runner replaces ANSIBLE_CALLBACK_PLUGINS).
     settings = Settings(inventory_dir=str(REPO / "inventories"), state_dir=str(tmp_path / "s"))
     env = run_configuration(settings, private_dir(tmp_path / "s"), choose("auto")).env
     assert env["ANSIBLE_CALLBACK_PLUGINS"].split(os.pathsep)[0] == str(PLUGINS)
     assert env["ANSIBLE_CALLBACKS_ENABLED"].split(",")[0] == "opsplay_prefork"
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n"
-        "  tasks:\n    - ansible.builtin.debug:\n        msg: hi\n"
-    )
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     out = subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(playbook), "-vvv"],
         capture_output=True,
         text=True,
         check=True,
-        env={**base, "ANSIBLE_CONFIG": str(ansible_cfg())},
+        env={**stock_env, "ANSIBLE_CONFIG": str(ansible_cfg())},
         cwd=tmp_path,
     )
     assert "opsplay_prefork: plugins loaded in" in out.stdout
     assert "unable to load" not in out.stdout + out.stderr
 
 
-def test_worker_loads_nothing_more_after_the_callback():
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ansible_cfg()),
-        "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=REPO,
-    ).stdout
-    result = json.loads(out.splitlines()[-1])
+def test_worker_loads_nothing_more_after_the_callback(probe: Probe):
+    result = probe(PROBE)
     assert any(name.startswith("ansible.plugins.filter.core") for name in result["warmed"])
     assert "ansible.plugins.lookup.env" in result["warmed"]
     assert result["after"] == []
@@ -135,23 +157,12 @@ print(json.dumps({"expected": sorted(expected), "got": sorted(invocation._extra_
 """
 
 
-def test_mitogen_workers_reuse_the_parents_collection_listing():
+def test_mitogen_workers_reuse_the_parents_collection_listing(probe: Probe):
     strategy = choose("mitogen")
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ansible_cfg()),
-        "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS),
-        "ANSIBLE_STRATEGY": strategy.name,
-        "ANSIBLE_STRATEGY_PLUGINS": str(strategy.plugin_dir),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", MITOGEN_PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=REPO,
-    ).stdout
-    result = json.loads(out.splitlines()[-1])
+    result = probe(
+        MITOGEN_PROBE,
+        ANSIBLE_STRATEGY=strategy.name,
+        ANSIBLE_STRATEGY_PLUGINS=str(strategy.plugin_dir),
+    )
     assert result["expected"]  # the collections opsplay's roles use are installed
     assert result["got"] == result["expected"]
