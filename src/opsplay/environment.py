@@ -74,8 +74,12 @@ def list_environments(root: Path) -> list[Environment]:
     return [load_environment(root, name, require_hosts=False) for name in environment_names(root)]
 
 
-def load_environment(root: Path, name: str, *, require_hosts: bool = True) -> Environment:
-    from opsplay.inventory import resolve  # imports ansible-core: not needed for --help
+def load_environment(
+    root: Path, name: str, *, require_hosts: bool = True, cache_dir: Path | None = None
+) -> Environment:
+    """The environment ``name`` of ``root``, its inventory resolved; with ``cache_dir``, from
+    the inventory cache while its files are unchanged (``opsplay.inventory_cache``)."""
+    from opsplay.inventory import resolve  # imports ansible-core (on a cache miss)
 
     if not _ENV_NAME.match(name):
         raise OpsplayError(f"invalid environment name '{name}'")
@@ -83,7 +87,7 @@ def load_environment(root: Path, name: str, *, require_hosts: bool = True) -> En
     if not path.is_dir():
         known = ", ".join(environment_names(root)) or "none"  # names only: nothing resolved
         raise OpsplayError(f"unknown environment '{name}' in {root} (known: {known})")
-    inventory = resolve(path)
+    inventory = resolve(path, cache_dir)
     env = Environment(
         name=name,
         path=path,

@@ -61,7 +61,7 @@ def execute(
     ``exit_code``); raises OpsplayError (BadInput, Locked, NotConfirmed) before anything ran,
     and lets KeyboardInterrupt through after closing the window."""
     assert options.env is not None
-    env = load_environment(settings.inventories(), options.env)
+    env = load_environment(settings.inventories(), options.env, cache_dir=cache_dir(settings))
     check_selection(env, options)
     outside = check_calendar(settings, env, book, what, options, channel)
     confirm_run(
@@ -119,6 +119,11 @@ def execute_and_print(settings: Settings, book: Playbook, what: str, options: Ru
     else:
         print_recap(record)
     return int(record.exit_code or 0)
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Where runs keep what they may reuse (the resolved inventories): ``STATE/cache``."""
+    return settings.state() / "cache"
 
 
 def check_selection(env: Environment, options: RunOptions) -> None:
@@ -310,7 +315,9 @@ def run_query(
     from opsplay.content import playbooks_dir
     from opsplay.options import require_env
 
-    env = load_environment(settings.inventories(), require_env(env_name))
+    env = load_environment(
+        settings.inventories(), require_env(env_name), cache_dir=cache_dir(settings)
+    )
     if vault_password_file and not Path(vault_password_file).is_file():
         raise OpsplayError(f"vault password file {vault_password_file} not found")
     options = RunOptions(

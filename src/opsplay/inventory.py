@@ -39,6 +39,8 @@ class Inventory:
     sources: tuple[Path, ...]
     groups: dict[str, frozenset[str]]
     _manager: Any = field(default=None, repr=False, compare=False)
+    # from the cache (no manager): how to resolve with ansible-core when a pattern needs it
+    _env_dir: Path | None = field(default=None, repr=False, compare=False)
 
     @property
     def hosts(self) -> list[str]:
@@ -46,15 +48,21 @@ class Inventory:
 
     def matching(self, pattern: str) -> list[str]:
         """The hosts an Ansible host pattern (``--limit``: groups, globs, ``!``, ``&``,
-        ``@file``) selects, by ansible-core's own matching."""
-        if self._manager is None:
-            return []
+        ``@file``) selects, by ansible-core's own matching. From the cache, a list of group
+        and host names is matched here; any other pattern, or one matching nothing here,
+        is matched by ansible-core."""
+        manager = self._manager
+        if manager is None:
+            simple = _names_matching(self.groups, pattern)
+            if simple or self._env_dir is None:
+                return simple
+            manager = _resolve(self._env_dir)[0]._manager
         with _quiet_manager():
-            self._manager.subset(pattern)
+            manager.subset(pattern)
             try:
-                return sorted(host.name for host in self._manager.get_hosts("all"))
+                return sorted(host.name for host in manager.get_hosts("all"))
             finally:
-                self._manager.subset(None)
+                manager.subset(None)
 
     def host_groups(self) -> dict[str, set[str]]:
         """Each host with the groups it is in (``all`` included)."""
@@ -80,14 +88,46 @@ def inventory_sources(env_dir: Path) -> list[Path]:
     return found
 
 
-def resolve(env_dir: Path) -> Inventory:
+def resolve(env_dir: Path, cache_dir: Path | None = None) -> Inventory:
     """Resolve the inventory of one environment directory with ansible-core's InventoryManager.
+
+    With ``cache_dir`` (the state directory's cache), an environment of static INI/YAML files
+    whose fingerprint is unchanged comes from the cache without importing ansible-core
+    (``opsplay.inventory_cache``), and one resolved here is stored there.
 
     Raises OpsplayError (one line: the file and Ansible's reason) when a source cannot be
     parsed."""
+    if cache_dir is None:
+        return _resolve(env_dir)[0]
+    from opsplay import inventory_cache
+
+    key = inventory_cache.fingerprint(env_dir)
+    cached = inventory_cache.load(cache_dir, env_dir, key)
+    if cached is not None:
+        sources, groups = cached
+        return Inventory(
+            sources=tuple(sources),
+            groups={name: frozenset(hosts) for name, hosts in groups.items()},
+            _env_dir=env_dir,
+        )
+    inventory, static = _resolve(env_dir)
+    # stored only if nothing changed while ansible-core read it
+    if static and inventory.sources and inventory_cache.fingerprint(env_dir) == key:
+        members = {name: sorted(hosts) for name, hosts in inventory.groups.items()}
+        inventory_cache.store(cache_dir, env_dir, key, list(inventory.sources), members)
+    return inventory
+
+
+# ansible-core's plugins that read a file's hosts and groups from the file alone
+_STATIC_PLUGINS = frozenset({"ini", "yaml"})
+
+
+def _resolve(env_dir: Path) -> tuple[Inventory, bool]:
+    """The inventory as ansible-core resolves it, and whether every source was parsed by a
+    static plugin (INI, YAML: the result depends on the files alone, so it may be cached)."""
     sources = inventory_sources(env_dir)
     if not sources:
-        return Inventory(sources=(), groups={})
+        return Inventory(sources=(), groups={}), False
     from ansible.errors import AnsibleError
     from ansible.inventory import manager as ansible_manager
     from ansible.parsing.dataloader import DataLoader
@@ -117,7 +157,30 @@ def resolve(env_dir: Path) -> Inventory:
     }
     # groups without hosts (e.g. an empty 'ungrouped') say nothing about what a run targets
     groups = {name: hosts for name, hosts in groups.items() if hosts or name == "all"}
-    return Inventory(sources=tuple(sources), groups=groups, _manager=inventory)
+    static = len(recorder.parsed_by) == len(sources) and all(
+        recorder.parsed_by.get(str(source)) in _STATIC_PLUGINS for source in sources
+    )
+    return Inventory(sources=tuple(sources), groups=groups, _manager=inventory), static
+
+
+# A --limit the cache answers alone: group or host names, comma-separated
+_NAMES = re.compile(r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")
+
+
+def _names_matching(groups: dict[str, frozenset[str]], pattern: str) -> list[str]:
+    """The hosts of the groups and the hosts a list of plain names selects, as ansible-core
+    matches a name without pattern characters (a group's hosts, and a host of that name);
+    [] when the pattern is anything else or selects nothing (ansible-core then decides)."""
+    pattern = pattern.strip()
+    if not _NAMES.match(pattern):
+        return []
+    every = groups.get("all", frozenset())
+    found: set[str] = set()
+    for name in pattern.split(","):
+        found |= groups.get(name, frozenset())
+        if name in every:
+            found.add(name)
+    return sorted(found)
 
 
 @contextmanager
@@ -153,13 +216,23 @@ class _FailureRecorder:
 
     def __init__(self) -> None:
         self.failures: list[tuple[str, BaseException]] = []
+        self.parsed_by: dict[str, str] = {}  # source -> the plugin that parsed it
 
     def error_as_warning(self, msg: str, exception: BaseException, **_: Any) -> None:
         self.failures.append((msg, exception))
 
+    def vvv(self, msg: str, *_: Any, **__: Any) -> None:
+        parsed = _PARSED.match(str(msg))
+        if parsed:
+            plugin = parsed.group(2).removeprefix("ansible.builtin.")
+            self.parsed_by[parsed.group(1)] = plugin
+
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None
 
+
+# ansible-core's line after a plugin parsed a source (InventoryManager.parse_source)
+_PARSED = re.compile(r"^Parsed (.+) inventory source with (\S+) plugin$")
 
 # Plugins that try every file and say only that it is not theirs: their reasons come last.
 _GENERIC = re.compile(
