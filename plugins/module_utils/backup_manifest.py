@@ -16,9 +16,11 @@ The rule, the same for every reader:
   ``started``/``ended`` timestamp is never skipped: it is listed (with ``unreadable`` when it could
   not be read) and is a bad backup (``manifest_problem`` names why).
 - A backup is good (``is_good``) when its manifest is sound and records a passed verification
-  (``verified.ok is true``). ``on_disk_problem`` says whether the archive is still the one the
-  manifest describes: missing, truncated or grown (its size against ``size_bytes``, a stat per
-  file), and with ``checksums`` every file against its ``.sha256`` (reads every archive whole).
+  (``verified.ok is true``). ``verified.check`` says what that verification read (``CHECKS``);
+  only a whole read of the archive (``read_whole``) lets a later one trust its checksum alone.
+  ``on_disk_problem`` says whether the archive is still the one the manifest describes:
+  missing, truncated or grown (its size against ``size_bytes``, a stat per file), and with
+  ``checksums`` every file against its ``.sha256`` (reads every archive whole).
 - The newest verified backup of a set (``newest_verified``) is its newest good backup whose archive
   passes ``on_disk_problem``: a truncated or deleted archive never counts as a backup, whatever its
   manifest recorded at the last verification.
@@ -37,6 +39,15 @@ from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import (
 
 GLOBALS = "_globals"
 TIMESTAMPS = ("started", "ended")
+
+# What a recorded verification (the manifest's "verified": ok, at, problem, check) read.
+WHOLE = "whole"  # the archive on disk, whole: pg_restore of all of it (or the globals' end
+# marker), an encrypted one decrypted with the private key on the way
+STRUCTURE = "structure"  # an encrypted archive without the key: checksum and age structure only
+CHECKSUM = "checksum"  # the checksum only (of an archive read whole before, or one that failed it)
+WRITTEN = "written"  # as written (pg_backup_dump): what went into the file, read by pg_restore
+# on its way (encrypted: the plaintext on its way into age; age's output is not decrypted)
+CHECKS = (WHOLE, STRUCTURE, CHECKSUM, WRITTEN)
 
 
 def backup_sets(root: str) -> list:
@@ -111,6 +122,56 @@ def is_good(manifest: dict) -> bool:
     return (
         not manifest_problem(manifest) and isinstance(verified, dict) and verified.get("ok") is True
     )
+
+
+def read_whole(manifest: dict) -> bool:
+    """Whether the manifest records a passed verification that read these very bytes whole, so
+    that a matching checksum proves the archive still reads (the checksum shortcut).
+
+    A passed WHOLE check does. So does, for an unencrypted archive, a passed verification as
+    written or with no check recorded (pg_backup_dump's, whose pg_restore read the very bytes that
+    went into the file, or an older opsplay's whole read). For an encrypted archive nothing else
+    does: no check recorded may be an older opsplay's keyless structure check, and as written
+    only the plaintext was read, never age's output; a STRUCTURE check never decrypted anything."""
+    verified = manifest.get("verified")
+    if not isinstance(verified, dict) or verified.get("ok") is not True:
+        return False
+    check = verified.get("check")
+    if check == WHOLE:
+        return True
+    return check in (None, WRITTEN) and manifest.get("encryption", "none") == "none"
+
+
+def verification_news(manifest: dict, problem: str, check: str) -> bool:
+    """Whether a verification (problem: '' when it passed; check: what it read) is to be recorded
+    in place of the manifest's: a failure that differs from the recorded one, a pass over a
+    failure, and a pass over a pass only when it is the first whole read (a pass that read less
+    than the recorded one never replaces it: the checksum still matches the bytes that one read)."""
+    recorded = manifest.get("verified")
+    if not isinstance(recorded, dict):
+        return True
+    if problem:
+        return (recorded.get("ok"), recorded.get("problem", ""), recorded.get("check")) != (
+            False,
+            problem,
+            check,
+        )
+    if recorded.get("ok") is True:
+        return check == WHOLE and not read_whole(manifest)
+    return True
+
+
+def whole_read_failure(manifest: dict) -> str:
+    """The problem a recorded whole read found ('' when none): a keyless check of an archive that
+    still matches its checksum cannot clear it (the same bytes would fail the whole read again)."""
+    verified = manifest.get("verified")
+    if (
+        isinstance(verified, dict)
+        and verified.get("ok") is False
+        and verified.get("check") == WHOLE
+    ):
+        return str(verified.get("problem") or "failed its whole read")
+    return ""
 
 
 def archive_files(path: str) -> list:

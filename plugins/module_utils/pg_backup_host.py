@@ -7,7 +7,14 @@ from __future__ import annotations
 import os
 
 from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import (
+    CHECKSUM,
+    STRUCTURE,
+    WHOLE,
     checksum_problem,
+    is_good,
+    read_whole,
+    verification_news,
+    whole_read_failure,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_age import (
     Identity,
@@ -93,16 +100,17 @@ class BackupHost(Tools):
             conn.close()
         return version, databases
 
-    def verify_backups(self, databases, names=(), reread=True):
+    def verify_backups(self, databases, names=(), reread=True, shallow=False):
         """Checksum, then read whole, every backup of databases (or only those named): the
-        result is recorded in each manifest whose verification changed (not in check mode).
-        reread=False: see check_archive."""
+        result, with what the check read, is recorded in each manifest whose verification it
+        changes (backup_manifest.verification_news; not in check mode). reread=False and
+        shallow: see check."""
         wanted = set(names)
         results = []
         for manifest in self.manifests(databases):
             if wanted and manifest["name"] not in wanted:
                 continue
-            problem = self.check_archive(manifest, reread)
+            problem, check = self.check(manifest, reread, shallow)
             ok = not problem
             results.append(
                 {
@@ -110,15 +118,13 @@ class BackupHost(Tools):
                     "database": manifest.get("database"),
                     "ok": ok,
                     "problem": problem,
+                    "check": check,
                 }
             )
-            recorded = manifest.get("verified", {})
-            if "unreadable" not in manifest and (
-                recorded.get("ok") is not ok or recorded.get("problem", "") != problem
-            ):
+            if "unreadable" not in manifest and verification_news(manifest, problem, check):
                 self.changed = True
                 if not self.module.check_mode:
-                    manifest["verified"] = {"ok": ok, "at": iso(now()), "problem": problem}
+                    manifest["verified"] = verification(problem, check)
                     save_manifest(manifest)
         missing = wanted - {r["name"] for r in results}
         for name in sorted(missing):
@@ -134,23 +140,40 @@ class BackupHost(Tools):
         }
 
     def check_archive(self, manifest, reread=True):
-        """'' when the archive is complete and matches its checksum, else the problem.
+        """'' when the archive is complete and matches its checksum, else the problem (check)."""
+        return self.check(manifest, reread)[0]
 
-        reread=False: an archive whose manifest records a good verification is only checksummed.
-        That verification read these very bytes whole (pg_restore, as they were written, or a
-        later whole read) and the checksum is of them, so a match proves the archive as readable
-        as it was then; the whole read again would only cost the time (issue 20: about a third
-        of pg_dump's own time for the nightly re-verification of the previous backup, and the
-        restore test reads the archive whole anyway). Any other archive is read whole."""
+    def check(self, manifest, reread=True, shallow=False):
+        """(problem or '', what was read: backup_manifest.CHECKS) of the archive of manifest.
+
+        reread=False: an archive whose manifest records a good whole read (read_whole) is only
+        checksummed. That read took these very bytes whole (pg_restore, as they were written, or
+        a later whole read, decrypted when encrypted) and the checksum is of them, so a match
+        proves the archive as readable as it was then; the whole read again would only cost the
+        time (issue 20: about a third of pg_dump's own time for the nightly re-verification of the
+        previous backup). Any other archive is read whole: an encrypted one decrypted when the
+        key is given, else checked by its age structure only (STRUCTURE, never a whole read, and
+        never clearing a failure a whole read recorded). shallow: checksum and age structure
+        only of an archive whose manifest records a passed verification, for a caller that reads
+        the archive whole next (the restore test); one recorded bad is checked as without it."""
         if "unreadable" in manifest:
-            return "manifest unreadable (%s)" % manifest["unreadable"]
+            return "manifest unreadable (%s)" % manifest["unreadable"], CHECKSUM
         path = manifest["path"]
         if not os.path.exists(path):
-            return "archive missing"
+            return "archive missing", CHECKSUM
         problem = checksum_problem(path)
-        if problem or (not reread and verified_whole(manifest)):
-            return problem
-        return self.readable(path, manifest.get("format"), manifest.get("encryption"))
+        if problem or (not reread and read_whole(manifest)):
+            return problem, CHECKSUM
+        shallow = shallow and is_good(manifest)
+        encrypted = manifest.get("encryption") == "age"
+        if encrypted and (shallow or not self.identity.given()):
+            problem = age_structure(path)
+            if not problem and whole_read_failure(manifest):
+                return whole_read_failure(manifest), WHOLE  # the recorded whole read stands
+            return problem, STRUCTURE
+        if shallow:
+            return "", CHECKSUM
+        return self.readable(path, manifest.get("format"), manifest.get("encryption")), WHOLE
 
     def readable(self, path, fmt, encryption=None):
         """Read the whole archive: '' when it is complete, else the problem."""
@@ -175,10 +198,9 @@ class BackupHost(Tools):
         return self.restore_check(path)
 
 
-def verified_whole(manifest):
-    """Whether the manifest records a good verification (a whole read of the archive)."""
-    verified = manifest.get("verified")
-    return isinstance(verified, dict) and verified.get("ok") is True
+def verification(problem, check):
+    """The manifest's record of a verification done now."""
+    return {"ok": not problem, "at": iso(now()), "problem": problem, "check": check}
 
 
 def run_module(module, backups, action):

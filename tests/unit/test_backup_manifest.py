@@ -256,3 +256,63 @@ def test_last_restore_test_per_set(tmp_path):
     assert set(tests) == {"shop"}  # a test with no valid time says nothing
     assert tests["shop"]["ok"] is True and tests["shop"]["at"] == "2026-11-24T05:00:00Z"
     assert tests["shop"]["backup"] == "shop_20261123T020000Z.dump"
+
+
+# -- what a recorded verification read ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verified", "encryption", "whole"),
+    [
+        ({"ok": True, "check": "whole"}, "age", True),
+        ({"ok": True, "check": "whole"}, None, True),
+        # as written, or recorded by an older opsplay: pg_restore read the very bytes written,
+        # but an encrypted archive's bytes were never decrypted (or only checked without the key)
+        ({"ok": True}, None, True),
+        ({"ok": True, "check": "written"}, None, True),
+        ({"ok": True}, "none", True),
+        ({"ok": True}, "age", False),
+        ({"ok": True, "check": "written"}, "age", False),
+        ({"ok": True, "check": "structure"}, "age", False),
+        ({"ok": True, "check": "checksum"}, None, False),
+        ({"ok": False, "check": "whole"}, None, False),
+        ({"ok": "yes", "check": "whole"}, None, False),
+        (None, None, False),
+    ],
+)
+def test_only_a_passed_whole_read_lets_the_checksum_stand_for_it(verified, encryption, whole):
+    manifest = {"verified": verified, "encryption": encryption}
+    assert bm.read_whole({k: v for k, v in manifest.items() if v is not None}) is whole
+
+
+@pytest.mark.parametrize(
+    ("recorded", "encryption", "problem", "check", "news"),
+    [
+        (None, None, "", "whole", True),
+        # a pass over a pass: only the first whole read of bytes not read whole before
+        ({"ok": True}, "age", "", "whole", True),
+        ({"ok": True, "check": "structure"}, "age", "", "whole", True),
+        ({"ok": True}, None, "", "whole", False),
+        ({"ok": True, "check": "whole"}, "age", "", "whole", False),
+        ({"ok": True, "check": "whole"}, "age", "", "structure", False),  # never a downgrade
+        ({"ok": True}, "age", "", "structure", False),
+        ({"ok": True, "check": "whole"}, None, "", "checksum", False),
+        # a pass over a failure, and any new failure
+        ({"ok": False, "problem": "x", "check": "checksum"}, "age", "", "structure", True),
+        ({"ok": True, "check": "whole"}, None, "checksum mismatch (a)", "checksum", True),
+        ({"ok": False, "problem": "x", "check": "whole"}, None, "x", "whole", False),
+        ({"ok": False, "problem": "x", "check": "whole"}, None, "y", "whole", True),
+        ({"ok": False, "problem": "x"}, None, "x", "whole", True),
+    ],
+)
+def test_what_a_verification_records(recorded, encryption, problem, check, news):
+    manifest = {"verified": recorded} | ({"encryption": encryption} if encryption else {})
+    assert bm.verification_news(manifest, problem, check) is news
+
+
+def test_a_whole_read_failure_is_the_one_recorded_by_a_whole_read():
+    assert bm.whole_read_failure({"verified": {"ok": False, "problem": "x", "check": "whole"}}) == (
+        "x"
+    )
+    for verified in ({"ok": False, "problem": "x"}, {"ok": False, "check": "structure"}, {}):
+        assert bm.whole_read_failure({"verified": verified}) == ""

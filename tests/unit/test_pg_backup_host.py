@@ -9,6 +9,7 @@ server: molecule/pg_backup and molecule/pg_backup_encryption. age is the real pr
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 
 import pytest
@@ -29,6 +30,7 @@ from .pg_backup_fakes import (
     fake_psycopg2,
     fake_tools,
     host_params,
+    manifest_of,
     needs_age,
     no_psycopg2,
     umask_kept,
@@ -259,6 +261,116 @@ def test_an_encrypted_globals_dump_cut_short_is_worded_as_an_unencrypted_one(tmp
     plain.write_bytes(GLOBALS_SQL[:-30])
     encrypted = age_encrypt(GLOBALS_SQL[:-30], tmp_path / "g.sql.age", recipient)
     assert host.readable(str(encrypted), "sql", "age") == host.readable(str(plain), "sql")
+
+
+# -- what a verification read, and what a later one may trust ------------------------------------
+
+
+def encrypted_backup(root, data, recipient, stamp="20261130T020000Z", **fields):
+    """A backup as pg_backup_dump leaves an age-encrypted one (the manifest's checksum is of the
+    encrypted bytes); the archive's path."""
+    folder = root / "shop"
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = age_encrypt(data, folder / f"shop_{stamp}.dump.age", recipient)
+    return write_backup(
+        root, "shop", stamp, archive.read_bytes(), ext=".dump.age", encryption="age", **fields
+    )
+
+
+def keyed_host(tmp_path, key):
+    return BackupHost(
+        FakeModule(host_params(tmp_path / "backups", tmp_path / "bin", identity_file=str(key)))
+    )
+
+
+@needs_age
+def test_a_keyless_pass_is_recorded_as_a_structure_check_and_a_keyed_run_decrypts_anyway(
+    host, tmp_path
+):
+    key, _, recipient = age_key(tmp_path)
+    # An archive only a decrypting read finds bad, recorded bad by an earlier keyed verification
+    # that recorded no check (an older opsplay).
+    archive = encrypted_backup(
+        tmp_path / "backups", b"PGDMP cut sh", recipient,
+        verified={"ok": False, "at": "2026-11-30T02:00:00Z", "problem": "unreadable archive (x)"},
+    )  # fmt: skip
+    keyless = host.verify_backups(None)
+    assert [(r["ok"], r["check"]) for r in keyless["verified"]] == [(True, "structure")]
+    assert manifest_of(archive)["verified"]["check"] == "structure"  # passed, but no whole read
+    keyed = keyed_host(tmp_path, key).verify_backups(None, reread=False)  # the nightly's way
+    assert [(r["ok"], r["problem"], r["check"]) for r in keyed["verified"]] == [
+        (False, "unreadable archive (input file does not appear to be a valid archive)", "whole")
+    ]
+    assert calls(tmp_path / "bin", "pg_restore") == [["--file", os.devnull]]  # decrypted into it
+    assert manifest_of(archive)["verified"]["ok"] is False
+
+
+@needs_age
+def test_a_keyless_pass_never_clears_what_a_decrypting_read_found(host, tmp_path):
+    key, _, recipient = age_key(tmp_path)
+    archive = encrypted_backup(tmp_path / "backups", b"PGDMP cut sh", recipient)
+    keyed_host(tmp_path, key).verify_backups(None)
+    found = manifest_of(archive)["verified"]
+    assert (found["ok"], found["check"]) == (False, "whole")
+    again = host.verify_backups(None)  # no key: checksum and structure pass, the bytes are those
+    assert [(r["ok"], r["problem"]) for r in again["verified"]] == [(False, found["problem"])]
+    assert manifest_of(archive)["verified"] == found and not host.changed
+
+
+@needs_age
+def test_an_encrypted_archive_is_decrypted_once_then_trusted_by_its_checksum(host, tmp_path):
+    key, _, recipient = age_key(tmp_path)
+    # as pg_backup_dump records it: pg_restore read the plaintext, age's output never decrypted
+    archive = encrypted_backup(tmp_path / "backups", b"PGDMP dump of shop END", recipient)
+    assert host.verify_backups(None, reread=False)["verified"][0]["check"] == "structure"
+    assert "check" not in manifest_of(archive)["verified"]  # a keyless pass changes nothing
+    keyed = keyed_host(tmp_path, key)
+    first = keyed.verify_backups(None, reread=False)["verified"]
+    assert [(r["ok"], r["check"]) for r in first] == [(True, "whole")]
+    assert manifest_of(archive)["verified"]["check"] == "whole" and keyed.changed
+    second = keyed_host(tmp_path, key)
+    assert [r["check"] for r in second.verify_backups(None, reread=False)["verified"]] == [
+        "checksum"
+    ]
+    assert len(calls(tmp_path / "bin", "pg_restore")) == 1 and not second.changed
+    # a keyless pass after the whole read leaves it recorded (the checksum still matches)
+    assert host.verify_backups(None)["verified"][0]["ok"] is True
+    assert manifest_of(archive)["verified"]["check"] == "whole"
+
+
+def test_an_unencrypted_archive_verified_as_written_is_trusted_by_its_checksum(host, tmp_path):
+    archive = write_backup(tmp_path / "backups", "shop", "20261130T020000Z", b"PGDMP x END")
+    assert [r["check"] for r in host.verify_backups(None, reread=False)["verified"]] == ["checksum"]
+    assert calls(tmp_path / "bin", "pg_restore") == []
+    assert [r["check"] for r in host.verify_backups(None)["verified"]] == ["whole"]
+    assert "check" not in manifest_of(archive)["verified"]  # nothing new to record
+    archive.write_bytes(b"PGDMP y END")
+    assert host.verify_backups(None, reread=False)["verified"][0]["problem"].startswith(
+        "checksum mismatch"
+    )
+    assert manifest_of(archive)["verified"]["check"] == "checksum"
+
+
+@needs_age
+def test_a_shallow_check_reads_no_archive_recorded_good_whole(host, tmp_path):
+    _, _, recipient = age_key(tmp_path)
+    root = tmp_path / "backups"
+    write_backup(root, "crm", "20261130T020000Z", b"PGDMP cut sh")
+    write_backup(root, "blog", "20261130T020000Z", b"PGDMP cut sh", verified={"ok": False})
+    archive = encrypted_backup(root, b"PGDMP cut sh", recipient)
+    archive.write_bytes(archive.read_bytes()[:-20])
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (archive.parent / (archive.name + ".sha256")).write_text(f"{digest}  {archive.name}\n")
+    found = host.verify_backups(None, shallow=True)["verified"]
+    assert {r["database"]: (r["problem"], r["check"]) for r in found} == {
+        "crm": ("", "checksum"),
+        "shop": ("incomplete age payload (truncated?)", "structure"),
+        # recorded bad: a shallow check cannot clear it, it is read whole
+        "blog": ("unreadable archive (input file does not appear to be a valid archive)", "whole"),
+    }
+    assert [c[-1] for c in calls(tmp_path / "bin", "pg_restore")] == [
+        str(root / "blog" / "blog_20261130T020000Z.dump")
+    ]
 
 
 # -- ending the module ----------------------------------------------------------------------------

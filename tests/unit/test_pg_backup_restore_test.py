@@ -38,7 +38,7 @@ class Module:
             "backup_dir": str(root), "databases": [], "bin_dir": "", "login_host": "",
             "login_unix_socket": "/nonexistent", "login_port": 5432, "login_user": "postgres",
             "login_password": "", "identity": "", "identity_file": "", "maintenance_db": "postgres",
-            "prefix": "opsplay_restore_test_", "row_counts_query": "SELECT 1", "jobs": 1,
+            "prefix": "opsplay_restore_test_", "jobs": 1,
         }  # fmt: skip
         self.params.update(params)
 
@@ -66,8 +66,11 @@ def host(tmp_path, monkeypatch):
         test = rt.RestoreTest(Module(root, check_mode, **params))
         monkeypatch.setattr(
             test,
-            "check_archive",
-            lambda m, reread=True: "checksum mismatch" if m["name"] in bad else "",
+            "check",
+            lambda m, reread=True, shallow=False: (
+                "checksum mismatch" if m["name"] in bad else "",
+                "checksum",
+            ),
         )
         monkeypatch.setattr(test, "create", lambda db: server.calls.append(("create", db)))
         monkeypatch.setattr(test, "drop", lambda db: server.calls.append(("drop", db)) or "")
@@ -239,3 +242,32 @@ def test_a_real_difference_is_reported_from_the_exact_count(host):
         f"restore test of {new['name']} failed: row counts differ: public.orders: backup 5000,"
         " restored 4999"
     ]
+
+
+def verified(root: Path, m: dict) -> dict:
+    return json.loads((root / m["database"] / (m["name"] + ".json")).read_text())["verified"]
+
+
+def test_a_restore_is_the_whole_read_of_an_archive_never_read_whole_before(host, monkeypatch):
+    # as pg_backup_dump records them: age's output never decrypted (vault), a plain archive's
+    # bytes read whole by pg_restore as they were written (shop)
+    vault = manifest("vault", "20250402T010000Z", rows=ROWS, encryption="age")
+    broken = manifest("crm", "20250402T010000Z", rows=ROWS, encryption="age")
+    shop = manifest("shop", "20250402T010000Z", rows=ROWS)
+    test = host([vault, broken, shop], identity="AGE-SECRET-KEY-1X")
+    host.server.fail[broken["name"]] = "pg_restore: error: could not read input file"
+    checks = []
+    monkeypatch.setattr(
+        test, "check", lambda m, reread=True, shallow=False: checks.append((reread, shallow))
+        or ("", "structure")
+    )  # fmt: skip
+    result = test.test_all()
+    # checked shallow (checksum, age structure): the restore reads each archive whole
+    assert checks == [(True, True)] * 3
+    assert result["problems"] == [
+        f"restore test of {broken['name']} failed: could not read input file"
+    ]
+    after = verified(host.root, vault)
+    assert (after["ok"], after["check"], after["problem"]) == (True, "whole", "")
+    assert verified(host.root, broken) == broken["verified"]  # not read whole: nothing new
+    assert verified(host.root, shop) == shop["verified"]  # read whole as written already

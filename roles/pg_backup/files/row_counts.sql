@@ -1,6 +1,7 @@
--- Exact row count of every user table (ordinary and partitioned), one row per table.
--- Used at backup time (inside pg_dump's snapshot) and after a restore test, so both
--- sides count the same way.
+-- Exact row count of every user table (ordinary tables: each leaf of a partitioned one), one
+-- row per table. Written from ROW_COUNTS of plugins/module_utils/pg_user_tables.py, the owner of
+-- which tables are counted and how they are named (the restore test builds its queries from it);
+-- tests/unit/test_pg_user_tables.py keeps this file equal to it. Read by molecule/pg_backup.
 SELECT format('%I.%I', n.nspname, c.relname) AS "table",
        (xpath('/row/n/text()',
               query_to_xml(format('SELECT count(*) AS n FROM ONLY %I.%I', n.nspname, c.relname),
