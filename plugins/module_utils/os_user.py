@@ -15,6 +15,13 @@ user is asked for, ``work()`` runs in this process. Any other user cannot switch
 
 ``preload``: modules the work imports, imported before the fork (under Mitogen the child has no
 broker thread to fetch a module it has not got: everything it needs is imported first).
+
+``module_as_user(module, name, work)`` is ``as_user`` as a module's ``main()`` uses it: a module
+that cannot switch exits unchanged with ``needs_become`` (the role's fallback then runs it
+through become), a child without a result fails the module in one line. ``own_directory`` is
+root's part before the drop when the work writes into a directory of the user's (the directory
+``ansible.builtin.file`` would make with ``owner``, ``group`` and ``mode``, without its own
+task and interpreter).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import contextlib
 import os
 import pickle
 import pwd
+import stat
 import warnings
 
 
@@ -55,6 +63,69 @@ def as_user(name: str, work, preload: tuple = ()):
         with contextlib.suppress(ImportError):  # the work says what is missing, in its words
             __import__(module)
     return _in_child(target, work)
+
+
+def module_as_user(module, name: str, work, preload: tuple = (), errors: tuple = ()):
+    """``as_user(name, work, preload)`` for a module's main(): work()'s return value. When this
+    process cannot switch to ``name`` the module exits unchanged with ``needs_become: true``
+    and the reason (the role then runs it again through become); ChildFailed, or an exception
+    of ``errors``, fails the module with its text."""
+    try:
+        return as_user(name, work, preload)
+    except NeedsBecome as exc:
+        module.exit_json(changed=False, needs_become=True, msg=str(exc))
+    except (ChildFailed, *errors) as exc:
+        module.fail_json(msg=str(exc))
+
+
+def own_directory(path: str, name: str, mode: int = 0o700, check: bool = False) -> bool:
+    """Make ``path`` a directory of OS user ``name``: owned by it and its primary group, with
+    ``mode``. True when that changed something (in check mode: would change; nothing is touched).
+
+    As root: a missing directory is created (missing parents root's, 0755), owner, group and
+    mode set. As ``name`` itself: a directory of its own gets its group and mode; a missing one,
+    or another user's, needs root: NeedsBecome. As anyone else: NeedsBecome. No ``name``:
+    nothing to do (False). Not a directory: NotADirectoryError."""
+    if not name:
+        return False
+    try:
+        target = pwd.getpwnam(name)
+    except KeyError:
+        raise ChildFailed("OS user %s does not exist on the host" % name) from None
+    euid = os.geteuid()
+    if euid not in (0, target.pw_uid):
+        raise NeedsBecome(
+            "running as uid %d: only root can give %s to OS user %s" % (euid, path, name)
+        )
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(20, "Not a directory", path)
+    if euid != 0 and (st is None or st.st_uid != target.pw_uid):
+        raise NeedsBecome(
+            "%s is %s: only root can make it OS user %s's"
+            % (path, "missing" if st is None else "uid %d's" % st.st_uid, name)
+        )
+    if st is None:
+        if not check:
+            parent = os.path.dirname(os.path.normpath(path))
+            os.makedirs(parent, mode=0o755, exist_ok=True)
+            os.mkdir(path, mode)
+            os.chown(path, target.pw_uid, target.pw_gid)
+            os.chmod(path, mode)  # whatever the umask
+        return True
+    changed = False
+    if (st.st_uid, st.st_gid) != (target.pw_uid, target.pw_gid):
+        changed = True
+        if not check:
+            os.chown(path, target.pw_uid, target.pw_gid)
+    if stat.S_IMODE(st.st_mode) != mode:
+        changed = True
+        if not check:
+            os.chmod(path, mode)
+    return changed
 
 
 def _in_child(target: pwd.struct_passwd, work):

@@ -205,16 +205,21 @@ def verification(problem, check):
 
 def run_module(module, backups, action):
     """Run action (a method of backups), then exit the module with its result or one line."""
-    os.umask(0o077)  # archives, checksums and manifests 0600, directories 0700
-    error = None
-    try:
-        result = action()
-    except BackupError as exc:
-        error = str(exc)
-    except OSError as exc:
-        error = describe_os_error(exc, module.params["backup_dir"])
-    finally:
-        backups.cleanup()  # the identity's temporary file, whatever happened
+    result, error = outcome(backups, action)
     if error is not None:
         module.fail_json(msg=error)
-    module.exit_json(changed=backups.changed, **result)
+    module.exit_json(**result)
+
+
+def outcome(backups, action):
+    """(action()'s result with changed, None), or (None, the error in one line): what the module
+    exits with, computed wherever the work runs (in the module, or in os_user's child)."""
+    os.umask(0o077)  # archives, checksums and manifests 0600, directories 0700
+    try:
+        return dict(action(), changed=backups.changed), None
+    except BackupError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, describe_os_error(exc, backups.root)
+    finally:
+        backups.cleanup()  # the identity's temporary file, whatever happened

@@ -8,6 +8,13 @@ archive to /dev/null), checksummed and described by its manifest before it is re
 removes the temporary files and leaves every earlier backup alone. With ``encryption: age``
 pg_dump's output is streamed through age while pg_restore reads the same bytes
 (module_utils/pg_backup_age.py): the plaintext never touches the disk.
+
+The backups belong to the PostgreSQL OS user (``os_user``), and pg_dump connects as it (peer
+authentication on the socket). Run as root, the module first makes the backup directory that
+user's (0700), then does the whole backup in a forked child that has dropped to the user for
+good (module_utils/os_user.py): no second interpreter on the host, as Ansible's become_user
+would start (issue 20). Run as that user, in the module itself; as anyone else, nothing is done
+and ``needs_become`` is returned (the role's tasks/become.yml).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsplay.ops.plugins.module_utils import os_user
 from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import (
     GLOBALS,
     archive_size,
@@ -45,7 +53,7 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_host import 
     HOST_OPTIONS,
     IDENTITY_OPTIONS,
     BackupHost,
-    run_module,
+    outcome,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_stream import (
     count_directory,
@@ -63,6 +71,9 @@ from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import (
     parse_iso,
     stamp,
 )
+
+# Imported before os_user's fork: under Mitogen the child cannot fetch a module it lacks.
+PRELOAD = ("psycopg2", "fcntl")
 
 # What the backup host is told of each verified local backup (pg_backup_offsite's copies).
 OFFSITE_KEYS = ("name", "database", "sha256", "started", "format", "size_bytes")
@@ -108,7 +119,6 @@ class Dump(BackupHost):
         return ([GLOBALS] if self.p["globals"] else []) + list(wanted)
 
     def backup(self):
-        check_recipients(self.module, self.p)
         self.compress = compress_option(self.p, self.tool("pg_dump"))
         version, existing = self.server()
         todo = self.wanted(existing)
@@ -359,12 +369,35 @@ def main():
                 options={k: dict(type="int", required=True) for k in KEEP},
             ),
             offsite_candidates=dict(type="bool", default=False),
+            os_user=dict(type="str", default=""),
             **IDENTITY_OPTIONS,
         ),
         supports_check_mode=True,
     )
+    p = module.params
+    try:
+        # In the module, before any switch: refusals (age's warning is the module's own), then
+        # root's part, the backup directory of the OS user.
+        check_recipients(module, p)
+        made = os_user.own_directory(p["backup_dir"], p["os_user"], check=module.check_mode)
+    except os_user.NeedsBecome as exc:
+        module.exit_json(changed=False, needs_become=True, msg=str(exc))
+    except (BackupError, os_user.ChildFailed) as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=describe_os_error(exc, p["backup_dir"]))
+    result, error = os_user.module_as_user(module, p["os_user"], lambda: work(module), PRELOAD)
+    if error is not None:
+        module.fail_json(msg=error)
+    result["changed"] = result["changed"] or made
+    # Root's steps after this one (the report) need no become when this module ran as root.
+    module.exit_json(as_root=os.geteuid() == 0, **result)
+
+
+def work(module):
+    """The backup, wherever it runs: (the result, None) or (None, the error in one line)."""
     dump = Dump(module)
-    run_module(module, dump, dump.backup_and_check)
+    return outcome(dump, dump.backup_and_check)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,14 @@ import datetime
 import hashlib
 import json
 import os
+import pwd
 import shutil
+import stat
+import tempfile
+from pathlib import Path
 
 import pytest
+from ansible_collections.opsplay.ops.plugins.module_utils import os_user
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import newest_others
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import compress_option
 from ansible_collections.opsplay.ops.plugins.modules import pg_backup_dump as module
@@ -437,16 +442,26 @@ def test_lz4_and_zstd_are_refused_by_pg_dump_15_before_anything_is_written(root,
     assert calls(bin_dir, "pg_dump") == [["--version"]] and not root.exists()
 
 
-def test_a_run_reverifies_only_the_newest_older_backups(root, bin_dir, server):
+@pytest.fixture
+def reverify_two(root, bin_dir, server):
+    """main() backing up shop alone, then re-verifying the two newest older backups of it."""
+
+    def backup():
+        return run(
+            module,
+            args(root, bin_dir, databases=["shop"], globals=False, verify_existing=True,
+                 reverify_newest=2),
+        )  # fmt: skip
+
+    return backup
+
+
+def test_a_run_reverifies_only_the_newest_older_backups(root, bin_dir, reverify_two):
     older = [
         write_backup(root, "shop", stamp, b"PGDMP dump of shop END")
         for stamp in ("20261127T020000Z", "20261128T020000Z", "20261129T020000Z")
     ]
-    rc, result = run(
-        module,
-        args(root, bin_dir, databases=["shop"], globals=False, verify_existing=True,
-             reverify_newest=2),
-    )  # fmt: skip
+    rc, result = reverify_two()
     assert rc == 0, result
     assert [v["name"] for v in result["verify"]["verified"]] == [o.name for o in older[1:]]
     # the new backup read whole once, on its way to the file; the two newest older ones, read
@@ -455,7 +470,7 @@ def test_a_run_reverifies_only_the_newest_older_backups(root, bin_dir, server):
 
 
 def test_a_reverified_backup_is_read_whole_unless_its_manifest_records_a_whole_read(
-    root, bin_dir, server
+    root, bin_dir, reverify_two
 ):
     changed = write_backup(root, "shop", "20261128T020000Z", b"PGDMP dump of shop END")
     never = write_backup(
@@ -463,11 +478,7 @@ def test_a_reverified_backup_is_read_whole_unless_its_manifest_records_a_whole_r
         verified={"ok": False, "at": "2026-11-29T02:00:00Z", "problem": "not yet"},
     )  # fmt: skip
     changed.write_bytes(b"PGDMP dump of shoP END")  # a byte changed in place, same size
-    rc, result = run(
-        module,
-        args(root, bin_dir, databases=["shop"], globals=False, verify_existing=True,
-             reverify_newest=2),
-    )  # fmt: skip
+    rc, result = reverify_two()
     assert rc == 0, result
     verified = {v["name"]: (v["ok"], v["problem"]) for v in result["verify"]["verified"]}
     assert verified == {changed.name: (False, f"checksum mismatch ({changed.name})"),
@@ -514,3 +525,123 @@ def test_an_unusable_recipient_is_refused_before_connecting(root, bin_dir, monke
     assert rc == 1
     assert result["msg"].startswith("backup refused: unusable age recipient 'age1nope': ")
     assert server.conns == [] and not root.exists()
+
+
+# -- as the PostgreSQL OS user (os_user) ----------------------------------------------------------
+# As root, the module makes backup_dir the user's, then backs up in a forked child dropped to the
+# user (module_utils/os_user.py, no become). The real drop, to nobody: the stand-ins run with the
+# system's python3 (the venv's may sit under root's 0700 home) in a directory nobody may use.
+
+root_only = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
+    reason="dropping to another user needs root (and the system's python3 for the stand-ins)",
+)
+NOBODY = pwd.getpwnam("nobody")
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every user may enter, its tools' directory nobody's (the stand-ins record
+    their calls beside themselves)."""
+    where = Path(tempfile.mkdtemp(prefix="opsplay-os-user-"))
+    where.chmod(0o755)
+    tools = fake_tools(where / "bin")
+    for tool in tools.iterdir():
+        lines = tool.read_text().splitlines(keepends=True)
+        tool.write_text("#!/usr/bin/python3\n" + "".join(lines[1:]))
+    os.chown(tools, NOBODY.pw_uid, NOBODY.pw_gid)
+    yield where
+    shutil.rmtree(where)
+
+
+def nobody_server(monkeypatch):
+    """The fake server, answering only a connection of nobody's (peer authentication)."""
+
+    def answer(sql, query_args, conn):
+        if os.geteuid() != NOBODY.pw_uid:
+            raise AssertionError(f"connected as uid {os.geteuid()}, not nobody")
+        return answers()(sql, query_args, conn)
+
+    server = FakeServer(answer)
+    fake_psycopg2(monkeypatch, server)
+    return server
+
+
+@root_only
+def test_as_root_the_backup_is_the_os_users_written_in_a_child(open_dir, monkeypatch):
+    server = nobody_server(monkeypatch)
+    backups, tools = open_dir / "var" / "backups", open_dir / "bin"
+    rc, result = run(module, args(backups, tools, databases=["shop"], os_user="nobody"))
+    assert rc == 0, result
+    assert result["as_root"] is True and result["changed"] is True
+    shop_name = result["backups"][1]["name"]
+    assert whole(backups / "shop", shop_name)["verified"]["ok"] is True
+    # root made the directory the user's; everything in it is the user's, 0600 in 0700
+    st = backups.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (NOBODY.pw_uid, NOBODY.pw_gid, 0o700)
+    for path in backups.rglob("*"):
+        assert path.stat().st_uid == NOBODY.pw_uid, path
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
+    # pg_dump and pg_restore ran as the user (their call records are its files) ...
+    for tool in ("pg_dumpall", "pg_dump", "pg_restore"):
+        assert (tools / (tool + ".calls")).stat().st_uid == NOBODY.pw_uid
+    # ... and so did every connection: the child's, none of this process's
+    assert server.conns == []
+
+
+@root_only
+def test_as_root_a_failure_in_the_child_is_the_module_failure_in_one_line(open_dir, monkeypatch):
+    nobody_server(monkeypatch)
+    backups = open_dir / "backups"
+    rc, result = run(module, args(backups, open_dir / "bin", databases=["gone"], os_user="nobody"))
+    assert rc == 1
+    assert result["msg"] == "database gone does not exist"
+    assert os.listdir(backups) == []  # the directory made, nothing in it
+
+
+@root_only
+def test_as_root_check_mode_makes_no_directory(open_dir, monkeypatch):
+    nobody_server(monkeypatch)
+    backups = open_dir / "backups"
+    rc, result = run(module, args(backups, open_dir / "bin", os_user="nobody"), check_mode=True)
+    assert rc == 0, result
+    assert result["changed"] is True and not backups.exists()
+    assert [b["database"] for b in result["backups"]] == ["_globals", "app", "shop"]
+
+
+@needs_age
+def test_a_refusal_comes_before_the_directory(root, bin_dir, server):
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    rc, result = run(module, args(root, bin_dir, encryption="age", recipients=[], os_user=me))
+    assert rc == 1 and result["msg"].startswith("backup refused: encryption age needs")
+    assert not root.exists()
+
+
+def test_as_another_user_nothing_is_done_and_become_is_asked_for(root, bin_dir, server,
+                                                                 monkeypatch):  # fmt: skip
+    monkeypatch.setattr(os_user.os, "geteuid", lambda: 4242)
+    rc, result = run(module, args(root, bin_dir, os_user="nobody"))
+    assert rc == 0, result
+    assert result == {
+        "changed": False,
+        "needs_become": True,
+        "msg": f"running as uid 4242: only root can give {root} to OS user nobody",
+        "invocation": result["invocation"],
+    }
+    assert not root.exists() and server.conns == [] and calls(bin_dir, "pg_dump") == []
+
+
+def test_as_the_user_without_its_directory_become_is_asked_for(root, bin_dir, server, monkeypatch):
+    monkeypatch.setattr(os_user.os, "geteuid", lambda: NOBODY.pw_uid)
+    rc, result = run(module, args(root, bin_dir, os_user="nobody", databases=["shop"]))
+    assert (rc, result["needs_become"], result["changed"]) == (0, True, False)
+    assert result["msg"] == f"{root} is missing: only root can make it OS user nobody's"
+    assert not root.exists() and server.conns == [] and calls(bin_dir, "pg_dump") == []
+
+
+def test_as_the_user_with_its_directory_the_backup_runs_in_the_module(root, bin_dir, server):
+    root.mkdir(mode=0o700)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    rc, result = run(module, args(root, bin_dir, databases=["shop"], os_user=me))
+    assert rc == 0, result
+    assert result["changed"] is True and len(server.conns) >= 1  # this process connected
