@@ -26,7 +26,10 @@ in the same process, so machine load affects both sides:
                 SHARE UPDATE EXCLUSIVE was held on the database's tables or indexes (a watcher
                 thread samples pg_locks every ~20 ms through one psql session; an index already
                 dead, indislive false - the old index REINDEX CONCURRENTLY drops at its end - is
-                left out: no query plans with it or waits for its lock)
+                left out: no query plans with it or waits for its lock; so is a relation the
+                sampling session cannot see in pg_class, one created by a transaction not yet
+                committed - the new index REINDEX CONCURRENTLY builds - or already dropped:
+                no other session can name it, so none can wait for it)
 
 --only runs some measures (restore-test needs backup's; the data of the others is not created).
 Prints a table, each row with its target and met / not met, and writes benchmarks/results/
@@ -494,22 +497,23 @@ def measure_vacuum(lab: Lab, reps: int) -> dict:
 
 class LockWatcher:
     """A thread that asks one psql session in `database`, every ~20 ms, which locks stronger
-    than SHARE UPDATE EXCLUSIVE are granted on its user relations (oid >= 16384: tables,
-    indexes, and the transient indexes of a concurrent rebuild; a relation no longer in pg_class,
-    such as an index being dropped, counts by its oid; temporary relations, private to the
-    session that made them, do not count); each sample is (monotonic time, 'name:mode ...' or
+    than SHARE UPDATE EXCLUSIVE are granted on its user relations (oid >= 16384: tables and
+    indexes it can see in pg_class, live ones; the index a concurrent rebuild creates, before its
+    transaction commits, and the dead one it drops, are invisible to other sessions or skipped by
+    their plans, so no query waits for them; temporary relations, private to the session that
+    made them, do not count); each sample is (monotonic time, 'name:mode ...' or
     ''). Each sample is its own short transaction, which REINDEX CONCURRENTLY does not wait
     for beyond the sample."""
 
     def __init__(self, lab: Lab, database: str, interval: float = 0.02) -> None:
         modes = ", ".join(f"'{m}'" for m in STRONG_LOCKS)
         self.query = (
-            "SELECT coalesce(string_agg(DISTINCT coalesce(c.relname, l.relation::text) || ':' "
-            "|| l.mode, ' '), '') FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation "
+            "SELECT coalesce(string_agg(DISTINCT c.relname || ':' "
+            "|| l.mode, ' '), '') FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "LEFT JOIN pg_index i ON i.indexrelid = l.relation "
             f"WHERE l.granted AND l.relation >= 16384 AND l.mode IN ({modes}) AND l.database = "
             "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND coalesce(c.relpersistence, 'p') <> 't' AND coalesce(i.indislive, true);\n"
+            "AND c.relpersistence <> 't' AND coalesce(i.indislive, true);\n"
         )
         self.interval = interval
         self.samples: list[tuple[float, str]] = []
@@ -566,10 +570,12 @@ def measure_reindex(lab: Lab, reps: int) -> dict:
     extra = {"pg_maintenance_databases": [REINDEX_DB]}
     rows: dict[str, list] = {"opsplay": [], "plain": [], "share_opsplay": [], "share_plain": []}
     modes: dict[str, set[str]] = {"opsplay": set(), "plain": set()}
-    # reindex's backup gate wants a verified backup of every database: one of bench_reindex
-    # (the copies made below keep its directory, so the gate passes)
+    # reindex's backup gate wants a recent verified backup of every database of the server
+    # (a new lab has none): one of each, bench_reindex included (the copies made below keep its
+    # directory, so the gate passes)
     fresh_copy(lab, REINDEX_TPL, REINDEX_DB, analyze=False)
-    lab.opsplay("backup", {"pg_backup_databases": [REINDEX_DB]})
+    every = lab.psql("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate;")
+    lab.opsplay("backup", {"pg_backup_databases": every.split()})
     for _ in range(reps):
         fresh_copy(lab, REINDEX_TPL, REINDEX_DB, analyze=False)
         took, share, seen = watched(lab, lambda: lab.opsplay("reindex", extra))
