@@ -5,6 +5,7 @@ and status and closed by the next weekly with outcome abandoned."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import signal
@@ -256,6 +257,12 @@ def status_of(host: str) -> str:
     return probe.stdout
 
 
+# The dead-man test's switch: any duration above 0 is accepted (maintenance_deadman.parse_duration);
+# 20 s outlasts the seconds from both windows open to the kill (asserted: the kill comes before
+# each window's recorded deadline) and keeps the test's wait short (60 s until 2026-12-01).
+DEADMAN_MAX_DURATION = 20
+
+
 def test_sigkill_inside_the_window_the_dead_man_switch_closes_it(run_opsplay, lab_inventories):
     # Issue 18 item 2: nothing of opsplay survives a kill -9 of its process group, and no run
     # follows; each web host's own timer turns maintenance mode off at the window's deadline.
@@ -268,7 +275,7 @@ def test_sigkill_inside_the_window_the_dead_man_switch_closes_it(run_opsplay, la
     slow = {
         "cert_renewal_endpoints": [{"host": "127.0.0.1", "port": 4443, "server_name": "stall"}],
         "cert_renewal_endpoint_timeout": 60,
-        "maintenance_mode_max_duration": 60,
+        "maintenance_mode_max_duration": DEADMAN_MAX_DURATION,
     }
     proc = run_opsplay.start("maintenance", "weekly", "--env", "lab", "-e", json.dumps(slow))
     try:
@@ -277,7 +284,7 @@ def test_sigkill_inside_the_window_the_dead_man_switch_closes_it(run_opsplay, la
             assert proc.poll() is None and time.monotonic() < deadline, "the windows never opened"
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)
-        killed_at = time.monotonic()
+        killed_at, killed_wall = time.monotonic(), time.time()
         proc.communicate(timeout=60)
         first_200 = {}
         while len(first_200) < len(WEB_HOSTS) and time.monotonic() < killed_at + 90:
@@ -298,6 +305,9 @@ def test_sigkill_inside_the_window_the_dead_man_switch_closes_it(run_opsplay, la
         start, end = (json.loads(line) for line in log[-2:])
         assert start["event"] == "start" and start["run_id"] == end["run_id"], log
         assert end["outcome"] == "expired" and end["deadline"] == start["deadline"], end
+        # the kill came inside the window: its switch fired after it, not before
+        deadline = calendar.timegm(time.strptime(start["deadline"], "%Y-%m-%dT%H:%M:%SZ"))
+        assert killed_wall < deadline, (host, start["deadline"], killed_wall)
         assert not flag_on(host) and no_expiry_timer(host)
     assert run_opsplay("run", "health", "--env", "lab").code == ExitCode.OK
 
