@@ -8,8 +8,9 @@ under Mitogen, imported the collection index for each collection module it ran. 
 lab (8 hosts, weekly window): ~870 workers, each paying that again.
 
 This notification callback does that work once in the parent when the first play starts, so the
-workers inherit it (copy-on-write). It changes no result: it only loads what the workers load
-anyway. Any failure is shown with -vvv and ignored. opsplay's ansible.cfg names this directory
+workers inherit it (copy-on-write), then freezes what is loaded for the garbage collector
+(``_freeze``: forked processes keep sharing those pages). It changes no result: it only loads
+what the workers load anyway. Any failure is shown with -vvv and ignored. opsplay's ansible.cfg names this directory
 (callback_plugins) and enables it (callbacks_enabled); stock settings do not run it.
 """
 
@@ -54,7 +55,7 @@ class CallbackModule(CallbackBase):
             return
         self._done = True
         started = time.monotonic()
-        for step in (_jinja_plugins, _lookup_plugins, _collection_index, _worker_imports):
+        for step in (_jinja_plugins, _lookup_plugins, _collection_index, _worker_imports, _freeze):
             try:
                 step()
             except Exception as exc:  # a speed-up only: never fail or change a run
@@ -122,3 +123,15 @@ def _collection_index() -> None:
 def _worker_imports() -> None:
     for name in _WORKER_IMPORTS:
         importlib.import_module(name)
+
+
+def _freeze() -> None:
+    """Move everything loaded so far out of the garbage collector's reach (gc.freeze): a
+    collection in a forked process then no longer writes to the parent's objects, so their
+    pages stay shared instead of being copied. This matters most for Mitogen's connection
+    multiplexer, forked from this process when the strategy starts and alive for the whole run:
+    at 4 lab hosts its PSS fell from 72-82 to 57-68 MiB, the run's peak from 230-243 to 216-227
+    MiB. What is frozen here lives as long as ansible-playbook anyway (plugins, configuration)."""
+    import gc
+
+    gc.freeze()

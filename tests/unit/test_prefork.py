@@ -166,3 +166,29 @@ def test_mitogen_workers_reuse_the_parents_collection_listing(probe: Probe):
     )
     assert result["expected"]  # the collections opsplay's roles use are installed
     assert result["got"] == result["expected"]
+
+
+# After the callback, what the process had loaded is out of the garbage collector's reach (so
+# a collection in a forked worker or Mitogen's multiplexer copies none of its pages); objects
+# made afterwards are collected as usual.
+FREEZE_PROBE = """
+import gc, json
+from ansible.plugins.loader import callback_loader, init_plugin_loader
+
+init_plugin_loader()
+before = gc.get_freeze_count()
+callback_loader.get("opsplay_prefork").v2_playbook_on_play_start(None)
+frozen = gc.get_freeze_count()
+cycle = []
+cycle.append(cycle)
+tracked_later = gc.is_tracked(cycle)
+print(json.dumps({"before": before, "frozen": frozen, "later": tracked_later,
+                  "collected": gc.collect() >= 0 and gc.get_freeze_count() == frozen}))
+"""
+
+
+def test_what_was_loaded_is_frozen_for_the_garbage_collector(probe: Probe):
+    result = probe(FREEZE_PROBE)
+    assert result["before"] == 0
+    assert result["frozen"] > 10_000  # ansible-core, Jinja and the plugins
+    assert result["later"] and result["collected"]
