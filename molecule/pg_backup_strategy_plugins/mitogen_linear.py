@@ -1,8 +1,10 @@
-"""Mitogen's linear strategy for the pg_backup scenarios' own plays (prepare and verify).
+"""Mitogen's linear strategy for the scenarios' own plays (verify in every scenario with more than
+a few verify tasks; prepare too in the pg_backup ones). Started for the pg_backup scenarios,
+hence the directory's name.
 
 Mitogen runs each task in one Python interpreter it keeps per host, instead of the several
 ``podman exec`` calls a task costs with the stock strategy: the verify plays' hundreds of tasks
-are where these scenarios spend their time. It is how opsplay itself runs the role by default
+are where these scenarios spend their time. It is how opsplay itself runs the roles by default
 (src/opsplay/strategy.py). The scenarios' check, converge and idempotence steps (and Molecule's
 create and destroy) stay on Ansible's stock linear strategy. molecule.yml puts this directory on
 ANSIBLE_STRATEGY_PLUGINS; the plays ask for it with ``strategy: mitogen_linear``.
