@@ -77,6 +77,24 @@ def disk_full_problem(folder, free, problem):
     )
 
 
+VERIFICATION_FAILED = "the new archive failed verification: "
+
+
+def full_disk_explained(function, *args, folder):
+    """function(*args); a failed verification of a new archive on a full disk says the disk is
+    full (the reader's own message names only the damage)."""
+    try:
+        return function(*args)
+    except BackupError as exc:
+        problem = str(exc)
+        full = problem.startswith(VERIFICATION_FAILED) and disk_full_problem(
+            folder, free_bytes(folder), problem[len(VERIFICATION_FAILED) :]
+        )
+        if full:
+            raise BackupError(full) from exc
+        raise
+
+
 def describe_tool_error(tool, stderr, where):
     """One clear line out of pg_dump / pg_restore's stderr."""
     text = stderr.strip()

@@ -12,18 +12,23 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_deadman as deadman
-from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_flag, timestamps
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_nginx as nginx
 from ansible_collections.opsplay.ops.plugins.module_utils import maintenance_probe as probe
+from ansible_collections.opsplay.ops.plugins.module_utils import timestamps
 from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_deadman import (
     append_line,
     close,
 )
-from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_flag import is_scheduled
+from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_flag import (
+    is_scheduled,
+    read_window,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.maintenance_flag import (
+    write as write_flag,
+)
 from ansible_collections.opsplay.ops.plugins.module_utils.run_id import of_this_run
 
 
@@ -70,23 +75,6 @@ def plan(state, window, run_id, scheduled, exclusive, close_command):
         "%s, turned on by hand: the scheduled window does not take it over; close it with "
         "`%s` first" % (describe(window), close_command)
     )
-
-
-def read_window(path):
-    """The open window's start entry, None when no window is open (module_utils
-    maintenance_flag); an unreadable flag is an open window whose entry says so."""
-    exists, window = maintenance_flag.read(path)
-    if not exists:
-        return None
-    return window if window is not None else {"reason": "unreadable flag"}
-
-
-def write_flag(path, entry):
-    fd, tmp = tempfile.mkstemp(prefix=".maintenance-", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
 
 
 def start_entry(p, before, deadline=None):

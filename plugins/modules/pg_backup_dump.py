@@ -64,6 +64,7 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import
     compress_option,
     disk_full_problem,
     free_bytes,
+    full_disk_explained,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.timestamps import (
     iso,
@@ -103,13 +104,11 @@ class Dump(BackupHost):
         wanted = self.p["databases"] or existing
         missing = [d for d in wanted if d not in existing]
         if missing:
+            names = ", ".join(missing)
             raise BackupError(
-                "database%s %s do%s not exist"
-                % (
-                    "s" if len(missing) > 1 else "",
-                    ", ".join(missing),
-                    "" if len(missing) > 1 else "es",
-                )
+                "databases %s do not exist" % names
+                if len(missing) > 1
+                else "database %s does not exist" % names
             )
         bad_names = [d for d in wanted if "/" in d or d.startswith(".") or d == GLOBALS]
         if bad_names:
@@ -169,7 +168,8 @@ class Dump(BackupHost):
                 {d["name"] for d in result["backups"]},
                 self.p["reverify_newest"],
             )
-            # Checksummed: each was read whole when it was written (check_archive, reread).
+            # Checksummed where the manifest records a whole read (backup_manifest.read_whole);
+            # an encrypted archive verified only as written is decrypted once, given the key.
             result["verify"] = (
                 self.verify_backups(databases, names, reread=False)
                 if names
@@ -293,14 +293,16 @@ class Dump(BackupHost):
             if self.p["jobs"] > 1:
                 argv += ["--jobs", str(self.p["jobs"])]
             self.run([*argv, "--file", out, "--dbname", database], folder)
-            counts = self.checked(count_directory, self, out, self.p["row_counts"], folder=folder)
+            counts = full_disk_explained(
+                count_directory, self, out, self.p["row_counts"], folder=folder
+            )
             return checksum_lines(out, name), counts
         age_argv = None
         if self.p["encryption"] == "age":
             age_argv = [AGE, "--encrypt"]
             for recipient in self.p["recipients"]:
                 age_argv += ["--recipient", recipient]
-        digest, rows, objects = self.checked(
+        digest, rows, objects = full_disk_explained(
             one_pass,
             [*argv, "--dbname", database],
             out,
@@ -315,20 +317,6 @@ class Dump(BackupHost):
             if problem:
                 raise BackupError("the new archive failed verification: %s" % problem)
         return "%s  %s\n" % (digest, name), (rows, objects)
-
-    def checked(self, function, *args, folder):
-        """function(*args); a failed verification on a full disk says the disk is full."""
-        try:
-            return function(*args)
-        except BackupError as exc:
-            prefix = "the new archive failed verification: "
-            problem = str(exc)
-            full = problem.startswith(prefix) and disk_full_problem(
-                folder, free_bytes(folder), problem[len(prefix) :]
-            )
-            if full:
-                raise BackupError(full) from exc
-            raise
 
     def write_globals(self, out, folder):
         """pg_dumpall --globals-only into out (through age when encrypting), checked whole."""

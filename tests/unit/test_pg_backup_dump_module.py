@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.opsplay.ops.plugins.module_utils import os_user
+from ansible_collections.opsplay.ops.plugins.module_utils import os_user, pg_backup_tools
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_files import newest_others
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_tools import compress_option
 from ansible_collections.opsplay.ops.plugins.modules import pg_backup_dump as module
@@ -294,7 +294,7 @@ def test_a_disk_filling_up_mid_stream_leaves_nothing(root, bin_dir, server, monk
 def test_an_archive_cut_short_by_a_full_disk_says_so(root, bin_dir, server, monkeypatch):
     """A full disk is simulated by the free space the module reads (no small tmpfs here)."""
     monkeypatch.setenv("FAKE_PG_RESTORE_ERROR", "pg_restore: error: could not read from input")
-    monkeypatch.setattr(module, "free_bytes", lambda folder: 8192)
+    monkeypatch.setattr(pg_backup_tools, "free_bytes", lambda folder: 8192)
     rc, result = run(module, args(root, bin_dir, databases=["shop"], globals=False))
     assert rc == 1
     assert (
