@@ -10,8 +10,9 @@ lab (8 hosts, weekly window): ~870 workers, each paying that again.
 This notification callback does that work once in the parent when the first play starts, so the
 workers inherit it (copy-on-write), then freezes what is loaded for the garbage collector
 (``_freeze``: forked processes keep sharing those pages). It changes no result: it only loads
-what the workers load anyway. Any failure is shown with -vvv and ignored. opsplay's ansible.cfg names this directory
-(callback_plugins) and enables it (callbacks_enabled); stock settings do not run it.
+what the workers load anyway. Any failure is shown with -vvv and ignored. opsplay's ansible.cfg
+names this directory (callback_plugins) and enables it (callbacks_enabled); stock settings do
+not run it.
 """
 
 from __future__ import annotations
