@@ -291,12 +291,9 @@ def main():
         problems.append(str(exc))
     if problems:
         module.fail_json(msg="; ".join(problems), opsplay_bad_input=True)
-    try:
-        result = os_user.as_user(p["os_user"], lambda: run(module), preload=("psycopg2",))
-    except os_user.NeedsBecome as exc:
-        module.exit_json(changed=False, needs_become=True, msg=str(exc))
-    except (PostgresError, os_user.ChildFailed) as exc:
-        module.fail_json(msg=str(exc))
+    result = os_user.module_as_user(
+        module, p["os_user"], lambda: run(module), ("psycopg2",), errors=(PostgresError,)
+    )
     module.exit_json(**result)
 
 
