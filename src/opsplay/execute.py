@@ -475,9 +475,10 @@ def run_configuration(settings: Settings, state_dir: Path, strategy: Strategy) -
     own_paths = {
         "ANSIBLE_ROLES_PATH": [str(content.roles_dir())],
         # ansible-runner points this variable at its own callback directory, which hides
-        # ansible.cfg's callback_plugins: opsplay_prefork is named here for every run
+        # ansible.cfg's callback_plugins: opsplay_prefork (plugins loaded before the workers
+        # fork) and opsplay_tether (ansible-playbook dies with opsplay) are named here for every run
         "ANSIBLE_CALLBACK_PLUGINS": [str(content.playbooks_dir() / "callback_plugins")],
-        "ANSIBLE_CALLBACKS_ENABLED": ["opsplay_prefork"],
+        "ANSIBLE_CALLBACKS_ENABLED": ["opsplay_prefork", "opsplay_tether"],
         "ANSIBLE_COLLECTIONS_PATH": [str(content.collections_path(state_dir))],
         "ANSIBLE_STRATEGY_PLUGINS": [strategy.plugin_dir] if strategy.plugin_dir else [],
     }

@@ -187,8 +187,10 @@ def _reap(marker: str) -> list[int]:
 
     A cancelled run's ansible-playbook is SIGKILLed with its process group by ansible-runner;
     Mitogen's connection multiplexers, forked from it into sessions of their own, then hang
-    in their shutdown for good (measured: two per cancelled run at 2 cores, ~57 MB each). A
-    run that ended by itself leaves none, and then this finds nothing.
+    in their shutdown for good (measured: two per cancelled run at 2 cores, ~57 MB each).
+    opsplay_tether has the kernel kill them with ansible-playbook on Linux; this stays for what
+    it cannot reach (another kernel, a fork from a thread). A run that ended by itself leaves
+    none, and then this finds nothing.
     """
     proc, me, killed = Path("/proc"), os.getuid(), []
     if not proc.is_dir():
@@ -231,7 +233,12 @@ def _envvars() -> dict[str, str]:
     # when opsplay is called as .venv/bin/opsplay, from cron or from a systemd unit. The Ansible
     # configuration (ANSIBLE_CONFIG and opsplay's defaults) comes with the request's environment
     # (opsplay.ansible_config, chosen by the caller).
-    return {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    # OPSPLAY_PARENT_PID: ansible-playbook (a child of this process, in a pty that ignores
+    # SIGHUP) dies with it (playbooks/callback_plugins/opsplay_tether.py)
+    return {
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+        "OPSPLAY_PARENT_PID": str(os.getpid()),
+    }
 
 
 def _keep_events(handler: EventHandler | None) -> Callable[[dict[str, Any]], bool]:

@@ -169,14 +169,18 @@ def test_sigkill_inside_the_window_then_the_next_weekly_closes_it(run_opsplay, l
     # window. The next weekly (under the environment lock, so the killed run is gone) closes it
     # first with outcome abandoned, then runs its own window.
     before = log_text()
-    proc = weekly_inside_the_window(run_opsplay, lab_inventories)
+    # killed while the run waits, silent, in the window's certificate check: nothing it prints
+    # can end it, only opsplay's death
+    proc = weekly_inside_the_window(run_opsplay, lab_inventories, in_certificate_check=True)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
         (killed,) = [run.name for run in (run_opsplay.state / "runs").iterdir()]
-        # ansible-playbook runs in a session of its own (a pty) and its command line names the
-        # run's ID; it must not outlive opsplay, or the next run could overlap it
-        deadline = time.monotonic() + 60
+        # ansible-playbook runs in a session of its own (a pty that ignores SIGHUP) and its
+        # command line names the run's ID; it and its forks must die with opsplay, or the next
+        # run, no longer locked out, could overlap it. The certificate check waits 60 s: 15 s
+        # tells a run that died with opsplay from one that went on.
+        deadline = time.monotonic() + 15
         while not _no_process_of(killed) and time.monotonic() < deadline:
             time.sleep(0.2)
         survivors = subprocess.run(["pgrep", "-af", killed], capture_output=True, text=True)
