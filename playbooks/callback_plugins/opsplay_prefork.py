@@ -9,10 +9,12 @@ lab (8 hosts, weekly window): ~870 workers, each paying that again.
 
 This notification callback does that work once in the parent when the first play starts, so the
 workers inherit it (copy-on-write), then freezes what is loaded for the garbage collector
-(``_freeze``: forked processes keep sharing those pages). It changes no result: it only loads
-what the workers load anyway. Any failure is shown with -vvv and ignored. opsplay's ansible.cfg
-names this directory (callback_plugins) and enables it (callbacks_enabled); stock settings do
-not run it.
+(``_freeze``: forked processes keep sharing those pages). Under Mitogen it also turns off
+Mitogen's CPU pinning before the strategy applies it (``_unpinned``).
+
+It changes no result: it only loads what the workers load anyway. Any failure is shown with
+-vvv and ignored. opsplay's ansible.cfg names this directory (callback_plugins) and enables it
+(callbacks_enabled); stock settings do not run it.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class CallbackModule(CallbackBase):
             return
         self._done = True
         started = time.monotonic()
-        for step in (_jinja_plugins, _lookup_plugins, _collection_index, _worker_imports, _freeze):
+        steps = (_jinja_plugins, _lookup_plugins, _collection_index, _worker_imports, _unpinned)
+        for step in (*steps, _freeze):
             try:
                 step()
             except Exception as exc:  # a speed-up only: never fail or change a run
@@ -124,6 +127,26 @@ def _collection_index() -> None:
 def _worker_imports() -> None:
     for name in _WORKER_IMPORTS:
         importlib.import_module(name)
+
+
+def _unpinned() -> None:
+    """Leave CPU placement to the kernel under Mitogen.
+
+    ansible_mitogen pins its processes to fixed CPUs (``ansible_mitogen.affinity``), a scheme its
+    authors tested on an idle 16-thread machine. Below 4 CPUs it puts the multiplexer on CPU 0,
+    ansible-playbook and every worker on CPU 1, and the commands they start (ssh, ``podman
+    exec``) on CPU 1 too; a process started through ``podman exec`` keeps that mask inside the
+    container. On the 2-core lab the backup module, its pg_dump and the restore test's
+    pg_restore all shared one core, while the other waited for the multiplexer. Mitogen's null
+    policy (``Policy``, what it uses where it cannot pin) pins nothing; the strategy reads
+    ``affinity.policy`` when it starts, after this."""
+    from ansible import constants as C
+
+    if not str(C.DEFAULT_STRATEGY).startswith("mitogen"):
+        return
+    from ansible_mitogen import affinity
+
+    affinity.policy = affinity.Policy()
 
 
 def _freeze() -> None:

@@ -192,3 +192,58 @@ def test_what_was_loaded_is_frozen_for_the_garbage_collector(probe: Probe):
     assert result["before"] == 0
     assert result["frozen"] > 10_000  # ansible-core, Jinja and the plugins
     assert result["later"] and result["collected"]
+
+
+CPUS_PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.command: grep Cpus_allowed_list /proc/self/status
+      register: cpus
+      changed_when: false
+    - ansible.builtin.debug:
+        msg: "CPUS={{ cpus.stdout.split()[-1] }}"
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to pin apart")
+def test_under_mitogen_a_module_may_run_on_every_cpu(tmp_path, stock_env):
+    # Mitogen pins the commands it starts (on this 2-core lab: podman exec, and the module and
+    # pg_dump inside the container) to the CPUs it keeps for them; with the callback the kernel
+    # places them.
+    playbook = tmp_path / "cpus.yml"
+    playbook.write_text(CPUS_PLAYBOOK)
+    strategy = choose("mitogen")
+
+    def cpus(**callbacks: str) -> set[int]:
+        out = subprocess.run(
+            [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(playbook)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={
+                **stock_env,
+                "ANSIBLE_STRATEGY": strategy.name,
+                "ANSIBLE_STRATEGY_PLUGINS": str(strategy.plugin_dir),
+                "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+                **callbacks,
+            },
+            cwd=tmp_path,
+        ).stdout
+        (listed,) = [
+            line.split("CPUS=")[1].strip('"') for line in out.splitlines() if "CPUS=" in line
+        ]
+        return {
+            cpu
+            for part in listed.split(",")
+            for first, _, last in [part.partition("-")]
+            for cpu in range(int(first), int(last or first) + 1)
+        }
+
+    every = set(os.sched_getaffinity(0))
+    assert cpus() < every  # Mitogen's pinning, stock settings
+    enabled = {
+        "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS),
+        "ANSIBLE_CALLBACKS_ENABLED": "opsplay_prefork",
+    }
+    assert cpus(**enabled) == every
