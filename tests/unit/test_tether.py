@@ -19,8 +19,13 @@ from pathlib import Path
 import pytest
 
 from opsplay.content import playbooks_dir
+from opsplay.execute import run_configuration
 from opsplay.runner import _envvars
+from opsplay.settings import Settings
+from opsplay.state import private_dir
+from opsplay.strategy import choose
 
+REPO = Path(__file__).resolve().parents[2]
 PLUGINS = playbooks_dir() / "callback_plugins"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
@@ -111,31 +116,36 @@ def kill_stand_in(stand_in: subprocess.Popen) -> None:
     stand_in.wait(timeout=10)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
-def test_the_process_and_its_main_thread_forks_die_with_opsplay(tmp_path, leftovers):
+def stand_in_killed(tmp_path: Path, leftovers: list[int], *, tether: bool) -> dict[str, int]:
+    """Start TETHERED under a stand-in, SIGKILL the stand-in once TETHERED has forked its two
+    children; their pids and TETHERED's own (all cleaned up after the test)."""
     pids_file = tmp_path / "pids.json"
     script = TETHERED.format(plugins=str(PLUGINS))
-    stand_in = start_stand_in([sys.executable, "-c", script, str(pids_file)], tether=True)
+    stand_in = start_stand_in([sys.executable, "-c", script, str(pids_file)], tether=tether)
     pids = wait_for(pids_file)
     leftovers.extend(pids.values())
     kill_stand_in(stand_in)
+    return pids
+
+
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+
+
+@LINUX_ONLY
+def test_the_process_and_its_main_thread_forks_die_with_opsplay(tmp_path, leftovers):
+    pids = stand_in_killed(tmp_path, leftovers, tether=True)
     assert gone_within([pids["self"], pids["main_fork"]], 10)
     # a child forked from another thread would get the signal when that thread ends: untouched
     assert alive(pids["thread_fork"])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+@LINUX_ONLY
 def test_without_opsplay_naming_itself_nothing_is_tethered(tmp_path, leftovers):
-    pids_file = tmp_path / "pids.json"
-    script = TETHERED.format(plugins=str(PLUGINS))
-    stand_in = start_stand_in([sys.executable, "-c", script, str(pids_file)], tether=False)
-    pids = wait_for(pids_file)
-    leftovers.extend(pids.values())
-    kill_stand_in(stand_in)
+    pids = stand_in_killed(tmp_path, leftovers, tether=False)
     assert not gone_within(list(pids.values()), 2)  # AWX, Molecule, plain ansible-playbook
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+@LINUX_ONLY
 def test_a_process_whose_opsplay_is_already_gone_ends_at_once():
     script = f"import sys; sys.path.insert(0, {str(PLUGINS)!r}); import opsplay_tether; "
     script += "opsplay_tether.tether(1); print('went on')"  # pid 1 is not its parent
@@ -159,7 +169,7 @@ def playbook_processes(marker: str) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+@LINUX_ONLY
 @pytest.mark.parametrize("tether", [True, False])
 def test_ansible_playbook_dies_with_opsplay_when_opsplay_runs_it(tmp_path, leftovers, tether):
     # a real ansible-playbook, its worker busy in a silent task, with opsplay's callback settings
@@ -190,6 +200,10 @@ def test_ansible_playbook_dies_with_opsplay_when_opsplay_runs_it(tmp_path, lefto
     subprocess.run(["pkill", "-f", str(started)], check=False)  # the task's own sleep
 
 
-def test_opsplay_names_itself_and_enables_the_callback_for_its_runs():
+def test_opsplay_names_itself_and_enables_the_callback_for_its_runs(tmp_path):
     assert _envvars()["OPSPLAY_PARENT_PID"] == str(os.getpid())
+    settings = Settings(inventory_dir=str(REPO / "inventories"), state_dir=str(tmp_path / "s"))
+    env = run_configuration(settings, private_dir(tmp_path / "s"), choose("auto")).env
+    assert env["ANSIBLE_CALLBACK_PLUGINS"].split(os.pathsep)[0] == str(PLUGINS)
+    assert "opsplay_tether" in env["ANSIBLE_CALLBACKS_ENABLED"].split(",")
     assert (PLUGINS / "opsplay_tether.py").is_file()
