@@ -58,8 +58,7 @@ class CallbackModule(CallbackBase):
             return
         self._done = True
         started = time.monotonic()
-        steps = (_jinja_plugins, _lookup_plugins, _collection_index, _worker_imports, _unpinned)
-        for step in (*steps, _freeze):
+        for step in _STEPS:
             try:
                 step()
             except Exception as exc:  # a speed-up only: never fail or change a run
@@ -159,3 +158,7 @@ def _freeze() -> None:
     import gc
 
     gc.freeze()
+
+
+# in this order; _freeze last, once everything is loaded
+_STEPS = (_jinja_plugins, _lookup_plugins, _collection_index, _worker_imports, _unpinned, _freeze)
