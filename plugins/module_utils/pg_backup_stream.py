@@ -12,6 +12,10 @@ are widened to 1 MiB, so pg_dump is never held up by pg_restore decompressing or
 (measured, issue 20: the serial loop let pg_dump's 64 KiB pipe fill while a block went to
 pg_restore).
 
+CPU is what the pass is short of (two cores: pg_dump compressing and its server backend already
+use more than one), so the readers spend little (blocks: large reads, not one per 4 KiB write) and
+the verification runs at a lower priority (VERIFY_NICE) than the dump it checks.
+
 pg_restore reading the whole archive is the verification; its COPY data gives the row counts, so
 the database is read once, by pg_dump. Every exit status is checked (pg_dump, age, pg_restore)
 and anything that cannot be counted fails the backup; the caller removes the temporary file.
@@ -25,6 +29,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_age import (
     age_message,
@@ -45,15 +50,54 @@ BLOCK = 1 << 20
 PIPE_SIZE = 1 << 20  # the default limit of /proc/sys/fs/pipe-max-size
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module from Python 3.10
 QUEUED = 16  # blocks waiting for one process's stdin at most (16 MiB)
+PATIENCE = 0.002  # seconds a widened pipe is left to fill after a read that found little in it
+VERIFY_NICE = 10  # pg_restore and the counter: the CPU pg_dump and its backend leave
 
 
 def widen(pipe):
-    """Make a pipe hold PIPE_SIZE bytes (Linux; elsewhere, or refused, it keeps its size)."""
+    """Make a pipe hold PIPE_SIZE bytes (Linux; elsewhere, or refused, it keeps its size).
+    True when it does."""
     try:
         import fcntl
 
-        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+        return fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE) >= PIPE_SIZE
     except (ImportError, OSError, ValueError):
+        return False
+
+
+def blocks(pipe):
+    """The bytes of pipe to its end, in blocks of at most BLOCK.
+
+    pg_dump and pg_restore write 4 KiB at a time; a reader that takes each as it comes costs both
+    sides a wake-up per 4 KiB (issue 20: pg_restore's 2.5 GB of COPY text read that way took
+    ~6 s more CPU than in blocks of ~450 KiB). So when the pipe is widened and a read found less
+    than a quarter of BLOCK, the next read waits PATIENCE: the writer does not wait for it (1 MiB
+    is ~3.5 ms of pg_restore's output at its fastest, 20 ms of pg_dump's) and reads come large. A
+    pipe that keeps its size is read as it comes."""
+    try:
+        fd = pipe.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield from iter(lambda: pipe.read(BLOCK), b"")
+        return
+    patient = widen(pipe)
+    while True:
+        block = os.read(fd, BLOCK)
+        if not block:
+            return
+        yield block
+        if patient and len(block) < BLOCK // 4:
+            time.sleep(PATIENCE)
+
+
+def lower_priority(pid=0):
+    """Give process (or, on Linux, thread) pid at least VERIFY_NICE (0: the calling thread); a
+    niceness already higher stays, and where the system refuses, it keeps its own."""
+    try:
+        who = pid or threading.get_native_id()
+        os.setpriority(
+            os.PRIO_PROCESS, who, max(os.getpriority(os.PRIO_PROCESS, who), VERIFY_NICE)
+        )
+    except (AttributeError, OSError):
         pass
 
 
@@ -95,18 +139,21 @@ class Feeder(threading.Thread):
 
 
 class Drain(threading.Thread):
-    """Read a pipe to its end into sink(block) in a thread of its own. The first exception of
-    sink is kept (error) and, when given, on_error() is called (to stop the producers); the pipe
-    is still read to its end so that its writer never blocks."""
+    """Read a pipe to its end into sink(block) in a thread of its own (at VERIFY_NICE when
+    lowered: the counter). The first exception of sink is kept (error) and, when given,
+    on_error() is called (to stop the producers); the pipe is still read to its end so that its
+    writer never blocks."""
 
-    def __init__(self, pipe, sink, on_error=None):
+    def __init__(self, pipe, sink, on_error=None, lowered=False):
         super().__init__(daemon=True)
         self.pipe, self.sink, self.on_error = pipe, sink, on_error
+        self.lowered = lowered
         self.error = None
-        widen(pipe)
 
     def run(self):
-        for block in iter(lambda: self.pipe.read(BLOCK), b""):
+        if self.lowered:
+            lower_priority()
+        for block in blocks(self.pipe):
             if self.error is not None:
                 continue
             try:
@@ -133,8 +180,7 @@ class Written:
 def feed(source, sinks):
     """Copy source (pg_dump's stdout) block by block into every sink (callables: a Feeder's put
     or the archive file's Written); an exception of a sink stops the copy."""
-    widen(source)
-    for block in iter(lambda: source.read(BLOCK), b""):
+    for block in blocks(source):
         for sink in sinks:
             sink(block)
 
@@ -163,7 +209,8 @@ def one_pass(producer, out_path, tools, where, count, age_argv=None):
             stderr=errors[1],
         )
         procs.append(reader)
-        drains = [Drain(reader.stdout, counter.feed)] if count else []
+        lower_priority(reader.pid)
+        drains = [Drain(reader.stdout, counter.feed, lowered=True)] if count else []
         feeders = [Feeder(reader.stdin)]
         if age_argv:
             age = subprocess.Popen(

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from ansible_collections.opsplay.ops.plugins.module_utils import pg_backup_stream as stream
@@ -69,4 +70,44 @@ def test_widen_grows_a_pipe_and_leaves_anything_else_alone():
             import fcntl
 
             assert fcntl.fcntl(reader.fileno(), 1032) >= stream.PIPE_SIZE  # F_GETPIPE_SZ
-    stream.widen(io.BytesIO(b""))  # no fileno: unchanged, no error
+    assert not stream.widen(io.BytesIO(b""))  # no fileno: unchanged, no error
+
+
+def test_blocks_of_a_slowly_written_pipe_come_whole_and_in_order():
+    # pg_restore writes its COPY text 4 KiB at a time: read as it comes, that is one read (and one
+    # wake-up of each side) per write; blocks() lets a widened pipe fill first.
+    read, write = os.pipe()
+    writes = [bytes([65 + i % 26]) * 4096 for i in range(400)]
+
+    def writer():
+        with os.fdopen(write, "wb", buffering=0) as out:
+            for i, chunk in enumerate(writes):
+                out.write(chunk)
+                if i % 4 == 0:
+                    time.sleep(0.0002)
+
+    thread = threading.Thread(target=writer)
+    with os.fdopen(read, "rb") as reader:
+        thread.start()
+        got = list(stream.blocks(reader))
+    thread.join()
+    assert b"".join(got) == b"".join(writes)
+    assert all(len(block) <= stream.BLOCK for block in got)
+    if sys.platform.startswith("linux"):  # widened: reads of many writes each
+        assert len(got) < len(writes) / 8
+
+
+def test_blocks_of_an_object_without_a_pipe_are_read_as_it_comes():
+    source = io.BufferedReader(io.BytesIO(b"x" * (2 * stream.BLOCK + 5)))
+    assert [len(b) for b in stream.blocks(source)] == [stream.BLOCK, stream.BLOCK, 5]
+
+
+def test_lower_priority_raises_the_niceness_of_a_process():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, proc.pid)
+        stream.lower_priority(proc.pid)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(before, stream.VERIFY_NICE)
+    finally:
+        proc.kill()
+        proc.wait()

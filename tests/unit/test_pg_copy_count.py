@@ -134,3 +134,12 @@ def test_what_cannot_be_counted_is_refused(text, message):
 )
 def test_table_names_are_read_as_pg_dump_quotes_them(header, name):
     assert table_name(header) == name
+
+
+@pytest.mark.parametrize("size", [1, 3, 4096, 1 << 20])
+def test_blocks_without_a_backslash_are_counted_on_the_fast_path(size):
+    # No backslash in the data: each chunk is counted without looking for the terminator, until
+    # the chunk that holds it (its own backslash), wherever the chunks cut the stream.
+    rows = b"".join(b"%d\tplain words %d\n" % (i, i * 7) for i in range(20000))
+    text = b"COPY public.big (id, note) FROM stdin;\n" + rows + b"\\.\n\n" + TEXT
+    assert count(text, size).finish() == dict(EXPECTED, **{"public.big": 20000})
