@@ -94,9 +94,7 @@ def lower_priority(pid=0):
     niceness already higher stays, and where the system refuses, it keeps its own."""
     try:
         who = pid or threading.get_native_id()
-        os.setpriority(
-            os.PRIO_PROCESS, who, max(os.getpriority(os.PRIO_PROCESS, who), VERIFY_NICE)
-        )
+        os.setpriority(os.PRIO_PROCESS, who, max(os.getpriority(os.PRIO_PROCESS, who), VERIFY_NICE))
     except (AttributeError, OSError):
         pass
 
