@@ -27,6 +27,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils import os_user
 from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import (
     GLOBALS,
+    WRITTEN,
     archive_size,
     is_good,
 )
@@ -233,7 +234,8 @@ class Dump(BackupHost):
                 started=iso(started),
                 ended=iso(ended),
                 duration_seconds=round(time.monotonic() - clock, 3),
-                verified={"ok": True, "at": iso(ended), "problem": ""},
+                # read as written: by pg_restore on its way (backup_manifest.read_whole)
+                verified={"ok": True, "at": iso(ended), "problem": "", "check": WRITTEN},
                 row_counts=counts[0],
             )
             if counts[1] is not None:

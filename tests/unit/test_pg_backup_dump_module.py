@@ -109,6 +109,7 @@ def test_a_run_dumps_the_globals_then_each_database_manifest_last(root, bin_dir,
         "15.8",
     )
     assert manifest["verified"]["ok"] is True and manifest["row_counts"] is None
+    assert manifest["verified"]["check"] == "written"  # read by pg_restore on its way
     assert manifest["started"] <= manifest["ended"]
     assert "encryption" not in manifest
     assert whole(root / "_globals", globals_name)["format"] == "sql"
