@@ -103,40 +103,35 @@ class BackupHost(Tools):
     def verify_backups(self, databases, names=(), reread=True, shallow=False):
         """Checksum, then read whole, every backup of databases (or only those named): the
         result, with what the check read, is recorded in each manifest whose verification it
-        changes (backup_manifest.verification_news; not in check mode). reread=False and
-        shallow: see check."""
+        changes (record_check). reread=False and shallow: see check."""
         wanted = set(names)
         results = []
         for manifest in self.manifests(databases):
             if wanted and manifest["name"] not in wanted:
                 continue
-            problem, check = self.check(manifest, reread, shallow)
-            ok = not problem
-            results.append(
-                {
-                    "name": manifest["name"],
-                    "database": manifest.get("database"),
-                    "ok": ok,
-                    "problem": problem,
-                    "check": check,
-                }
-            )
-            if "unreadable" not in manifest and verification_news(manifest, problem, check):
-                self.changed = True
-                if not self.module.check_mode:
-                    manifest["verified"] = verification(problem, check)
-                    save_manifest(manifest)
+            results.append(self.record_check(manifest, *self.check(manifest, reread, shallow)))
         missing = wanted - {r["name"] for r in results}
         for name in sorted(missing):
             results.append(
                 {"name": name, "database": None, "ok": False, "problem": "no such backup"}
             )
-        bad = [r for r in results if not r["ok"]]
+        return verify_summary(results)
+
+    def record_check(self, manifest, problem, check):
+        """The result of one backup's check (problem: '' when it passed; check: what it read),
+        recorded in its manifest when it changes its verification
+        (backup_manifest.verification_news; not in check mode)."""
+        if "unreadable" not in manifest and verification_news(manifest, problem, check):
+            self.changed = True
+            if not self.module.check_mode:
+                manifest["verified"] = verification(problem, check)
+                save_manifest(manifest)
         return {
-            "verified": results,
-            "bad": bad,
-            "msg": "; ".join("backup %s is bad: %s" % (r["name"], r["problem"]) for r in bad)
-            or "%d backups verified" % len(results),
+            "name": manifest["name"],
+            "database": manifest.get("database"),
+            "ok": not problem,
+            "problem": problem,
+            "check": check,
         }
 
     def check_archive(self, manifest, reread=True):
@@ -196,6 +191,17 @@ class BackupHost(Tools):
                 tail = handle.read()
             return "" if GLOBALS_TRAILER in tail else "incomplete (no end-of-dump marker)"
         return self.restore_check(path)
+
+
+def verify_summary(results):
+    """verify_backups' answer for the checks' results: all, the bad ones, one message."""
+    bad = [r for r in results if not r["ok"]]
+    return {
+        "verified": results,
+        "bad": bad,
+        "msg": "; ".join("backup %s is bad: %s" % (r["name"], r["problem"]) for r in bad)
+        or "%d backups verified" % len(results),
+    }
 
 
 def verification(problem, check):

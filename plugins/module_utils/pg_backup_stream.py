@@ -295,3 +295,29 @@ def count_directory(tools, path, count):
         return counter.finish(), counter.large_objects
     except CountError as exc:
         raise BackupError("the new archive failed verification: row counts: %s" % exc) from exc
+
+
+def restore_reading_once(argv, path, env):
+    """Run argv (pg_restore without a file: it reads stdin) on the archive file at path, fed by
+    this process, which hashes what it reads: (exit code, stderr and stdout, sha256 hex of the
+    whole file). A pg_restore that ends early gets nothing more, but the file is still read to
+    its end, so the digest is always of all of it (the restore test's checksum, without reading
+    the archive a second time: issue 20)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source, pipeline(2) as (procs, outputs):
+        proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.PIPE, stdout=outputs[1], stderr=outputs[0]
+        )
+        procs.append(proc)
+        feeder = Feeder(proc.stdin)
+        try:
+            for block in iter(lambda: source.read(BLOCK), b""):
+                digest.update(block)
+                feeder.put(block)
+        finally:
+            feeder.finish()
+        proc.wait()
+        codes, texts = outcome(procs, outputs)
+    if feeder.error is not None:
+        raise feeder.error
+    return codes[0], (texts[0] + texts[1]).strip(), digest.hexdigest()

@@ -4,21 +4,27 @@
 database is checked again (checksum; the restore reads it whole), restored into a scratch
 database with pg_restore --exit-on-error, its per-table row counts compared with those
 recorded at backup time, and the scratch database dropped whatever happened; the result is
-recorded in the backup's manifest. Runs as the PostgreSQL OS user. The problems are returned,
+recorded in the backup's manifest. An unencrypted single-file archive restored by one job is
+read once: this module feeds it to pg_restore and checksums it on the way, and a checksum that
+does not match makes the backup bad, whatever the restore said (the file is read to its end
+either way). Runs as the PostgreSQL OS user. The problems are returned,
 not raised: the role's pg_backup_report (root) writes the metrics first, then fails the host
 naming them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsplay.ops.plugins.module_utils.backup_manifest import (
+    CHECKSUM,
     GLOBALS,
     WHOLE,
+    checksum_problem,
     is_good,
     read_whole,
 )
@@ -32,6 +38,10 @@ from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_host import 
     BackupHost,
     run_module,
     verification,
+    verify_summary,
+)
+from ansible_collections.opsplay.ops.plugins.module_utils.pg_backup_stream import (
+    restore_reading_once,
 )
 from ansible_collections.opsplay.ops.plugins.module_utils.pg_user_tables import (
     INSERTED_ROWS,
@@ -43,6 +53,10 @@ NO_KEY = (
     "backups %s are encrypted (age): give their private key with pg_backup_encryption_identity"
     " (from Ansible Vault) or pg_backup_encryption_identity_file"
 )
+
+
+class ArchiveBad(Exception):
+    """The archive read once for its restore does not match its checksum (the problem)."""
 
 
 def candidates(manifests):
@@ -99,15 +113,24 @@ class RestoreTest(BackupHost):
             raise BackupError(NO_KEY % ", ".join(locked))
         # Checksummed (and an encrypted one's age structure) only: the restore below reads each
         # archive whole (decrypted, pg_restore --exit-on-error), so a whole read before it would
-        # read it twice; that restore is recorded as its whole read (test_one).
-        verify = self.verify_backups(None, [m["name"] for m in tested], shallow=True)
-        problems = ["backup %s is bad: %s" % (b["name"], b["problem"]) for b in verify["bad"]]
-        bad = {b["name"] for b in verify["bad"]}
+        # read it twice; that restore is recorded as its whole read (test_one). One read once
+        # (reads_once) is checksummed by its restore, not before.
+        ahead = [m["name"] for m in tested if not self.reads_once(m)]
+        checks = self.verify_backups(None, ahead, shallow=True)["verified"] if ahead else []
+        bad = {c["name"] for c in checks if not c["ok"]}
         results = {}
-        if not self.module.check_mode:
-            for manifest in tested:
-                if manifest["name"] not in bad:
-                    results[manifest["name"]] = self.test_one(manifest)
+        for manifest in tested:
+            if self.module.check_mode or manifest["name"] in bad:
+                continue
+            try:
+                results[manifest["name"]] = self.test_one(manifest)
+            except ArchiveBad as exc:
+                checks.append(self.record_check(manifest, str(exc), CHECKSUM))
+                continue
+            if self.reads_once(manifest):
+                checks.append(self.record_check(manifest, "", CHECKSUM))
+        verify = verify_summary(checks)
+        problems = ["backup %s is bad: %s" % (b["name"], b["problem"]) for b in verify["bad"]]
         problems += [
             "restore test of %s failed: %s" % (name, r["message"])
             for name, r in results.items()
@@ -163,8 +186,30 @@ class RestoreTest(BackupHost):
         save_manifest(manifest)
         return result
 
+    def reads_once(self, manifest):
+        """Whether the restore test checksums this backup as it restores it: an unencrypted
+        custom-format archive (one file) restored by one job (pg_restore --jobs needs the file
+        itself), outside check mode (nothing is restored there)."""
+        return (
+            not self.module.check_mode
+            and self.p["jobs"] <= 1
+            and manifest.get("format") == "custom"
+            and manifest.get("encryption", "none") == "none"
+        )
+
     def restore_into(self, manifest, dbname):
         argv = [self.tool("pg_restore"), "--exit-on-error", "--no-password", "--dbname", dbname]
+        if self.reads_once(manifest):
+            path = manifest["path"]
+            if not os.path.exists(path):
+                raise ArchiveBad("archive missing")
+            code, text, digest = restore_reading_once(argv, path, self.env())
+            problem = checksum_problem(path, {os.path.basename(path): digest})
+            if problem:
+                raise ArchiveBad(problem)
+            if code != 0:
+                raise BackupError(text or "pg_restore failed")
+            return
         if manifest.get("encryption") == "age":
             problem = self.identity.decrypt_to(manifest["path"], argv, self.env())
             if problem.startswith("cannot decrypt"):

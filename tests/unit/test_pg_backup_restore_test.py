@@ -5,7 +5,9 @@ restores for real."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -271,3 +273,109 @@ def test_a_restore_is_the_whole_read_of_an_archive_never_read_whole_before(host,
     assert (after["ok"], after["check"], after["problem"]) == (True, "whole", "")
     assert verified(host.root, broken) == broken["verified"]  # not read whole: nothing new
     assert verified(host.root, shop) == shop["verified"]  # read whole as written already
+
+
+# --- read once: an unencrypted custom archive is checksummed as pg_restore reads it -----------
+
+FAKE_PG_RESTORE = """#!/bin/sh
+# a stand-in pg_restore: keeps its arguments and what it read on stdin, then as told
+printf '%s\\n' "$@" > "$0.args"
+case "$(cat "$0.mode")" in
+  ok) cat > "$0.read" ;;
+  fail) cat > "$0.read"; echo "pg_restore: error: could not execute query" >&2; exit 1 ;;
+  early) head -c 10 > "$0.read"; echo "pg_restore: error: unexpected end of file" >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def once(tmp_path):
+    """A RestoreTest whose pg_restore is the stand-in (tool directory), and one archive written
+    with its .sha256 as pg_backup_dump writes them: (test, manifest, stand-in path)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "pg_restore"
+    fake.write_text(FAKE_PG_RESTORE)
+    fake.chmod(0o755)
+    root = tmp_path / "backups"
+    m = dict(manifest("shop", "20250402T010000Z", rows=ROWS), format="custom")
+    folder = root / "shop"
+    folder.mkdir(parents=True)
+    archive = folder / m["name"]
+    archive.write_bytes(b"PGDMP" + bytes(range(256)) * 5000)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (folder / (m["name"] + ".sha256")).write_text(f"{digest}  {m['name']}\n")
+    m["path"] = str(archive)
+    return rt.RestoreTest(Module(root, bin_dir=str(tools))), m, fake
+
+
+def test_an_unencrypted_custom_archive_restored_by_one_job_is_read_once():
+    test = rt.RestoreTest(Module(Path("/nonexistent")))
+    custom = dict(manifest("shop", "20250402T010000Z"), format="custom")
+    assert test.reads_once(custom)
+    assert not test.reads_once(dict(custom, format="directory"))
+    assert not test.reads_once(dict(custom, encryption="age"))
+    assert not rt.RestoreTest(Module(Path("/nonexistent"), jobs=2)).reads_once(custom)
+    assert not rt.RestoreTest(Module(Path("/nonexistent"), check_mode=True)).reads_once(custom)
+
+
+def test_read_once_pg_restore_reads_the_whole_archive_on_stdin(once):
+    test, m, fake = once
+    Path(f"{fake}.mode").write_text("ok")
+    test.restore_into(m, "scratch")
+    assert Path(f"{fake}.read").read_bytes() == Path(m["path"]).read_bytes()
+    args = Path(f"{fake}.args").read_text().split()
+    assert args == ["--exit-on-error", "--no-password", "--dbname", "scratch"]  # no file: stdin
+
+
+def test_read_once_a_failing_restore_of_a_sound_archive_is_the_restores_failure(once):
+    test, m, fake = once
+    Path(f"{fake}.mode").write_text("fail")
+    with pytest.raises(BackupError, match="could not execute query"):
+        test.restore_into(m, "scratch")
+
+
+def test_read_once_a_changed_archive_is_bad_whatever_pg_restore_said(once):
+    test, m, fake = once
+    path = Path(m["path"])
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a byte flipped in place: same size
+    path.write_bytes(bytes(data))
+    Path(f"{fake}.mode").write_text("early")  # pg_restore stops after 10 bytes
+    with pytest.raises(rt.ArchiveBad, match=rf"^checksum mismatch \({re.escape(m['name'])}\)$"):
+        test.restore_into(m, "scratch")
+    Path(f"{fake}.mode").write_text("ok")  # and when pg_restore itself saw nothing wrong
+    with pytest.raises(rt.ArchiveBad, match="checksum mismatch"):
+        test.restore_into(m, "scratch")
+    path.unlink()
+    with pytest.raises(rt.ArchiveBad, match=r"^archive missing$"):
+        test.restore_into(m, "scratch")
+
+
+def test_read_once_a_bad_archive_is_recorded_bad_and_not_as_restore_tested(once, monkeypatch):
+    test, m, _ = once
+    sound = dict(manifest("blog", "20250402T010000Z", rows=ROWS), format="custom")
+    for each in (m, sound):
+        folder = Path(test.root) / each["database"]
+        folder.mkdir(exist_ok=True)
+        (folder / (each["name"] + ".json")).write_text(json.dumps(each))
+    monkeypatch.setattr(test, "check", lambda *a, **k: pytest.fail("checked before restoring"))
+    monkeypatch.setattr(test, "create", lambda db: None)
+    monkeypatch.setattr(test, "drop", lambda db: "")
+    monkeypatch.setattr(test, "inserted_rows", lambda db: dict(ROWS))
+
+    def restore_into(manifest, dbname):
+        if manifest["name"] == m["name"]:
+            raise rt.ArchiveBad(f"checksum mismatch ({m['name']})")
+
+    monkeypatch.setattr(test, "restore_into", restore_into)
+    result = test.test_all()
+    assert result["problems"] == [f"backup {m['name']} is bad: checksum mismatch ({m['name']})"]
+    assert [(c["name"], c["ok"], c["check"]) for c in result["verify"]["verified"]] == [
+        (sound["name"], True, "checksum"),
+        (m["name"], False, "checksum"),
+    ]
+    after = verified(Path(test.root), m)
+    assert (after["ok"], after["check"]) == (False, "checksum")
+    assert recorded(Path(test.root), m) is None  # never counted as a restore test
+    assert recorded(Path(test.root), sound)["ok"] is True
