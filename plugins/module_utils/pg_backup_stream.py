@@ -316,8 +316,8 @@ def restore_reading_once(argv, path, env):
                 feeder.put(block)
         finally:
             feeder.finish()
-        proc.wait()
         codes, texts = outcome(procs, outputs)
     if feeder.error is not None:
         raise feeder.error
-    return codes[0], (texts[0] + texts[1]).strip(), digest.hexdigest()
+    said = "\n".join(text.strip() for text in texts if text.strip())
+    return codes[0], said, digest.hexdigest()
