@@ -102,8 +102,9 @@ class CopyCounter:
         if data.startswith(TERMINATOR, start):
             self._table = None
             return start + len(TERMINATOR)
-        # the terminator starts with a backslash: where the data has none (memchr, ~10 times
-        # faster than looking for the terminator itself), the block goes on past this chunk
+        # the terminator starts with a backslash: where the data has none (a memchr), the block
+        # goes on past this chunk and the search for the terminator is skipped (issue 20: the
+        # counter went from 1.3 to 3.1 GB/s on the benchmark's pg_restore output)
         end = data.find(b"\n" + TERMINATOR, start) if data.find(b"\\", start) >= 0 else -1
         if end >= 0:
             self.counts[self._table] += data.count(b"\n", start, end + 1)
